@@ -1,0 +1,218 @@
+//! Events: what Kith tells the transport after a change has committed.
+//!
+//! Kith never knows about sockets. After each state change that someone should
+//! see live, it hands one [`Delivery`] (an [`Event`] and its exact recipients)
+//! to the [`EventSink`] it was built with. The WebSocket transport implements
+//! the sink; tests use [`RecordingSink`].
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::ids::{FriendRequestId, SessionId, UserId};
+use crate::model::{FriendRequest, Friendship};
+
+/// A change someone should see live. Serialised with a `type` tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A friend request was sent. Recipients: sender and recipient.
+    FriendRequestSent {
+        /// The request.
+        request: FriendRequest,
+    },
+    /// The sender withdrew a friend request. Recipients: sender and recipient.
+    FriendRequestCancelled {
+        /// The withdrawn request.
+        request_id: FriendRequestId,
+        /// Its sender.
+        from: UserId,
+        /// Its recipient.
+        to: UserId,
+    },
+    /// The recipient declined a friend request. Recipients: the recipient
+    /// only; the sender is not told.
+    FriendRequestDeclined {
+        /// The declined request.
+        request_id: FriendRequestId,
+        /// Its sender.
+        from: UserId,
+        /// Its recipient.
+        to: UserId,
+    },
+    /// Two users became friends. Recipients: both.
+    FriendAdded {
+        /// The friendship.
+        friendship: Friendship,
+    },
+    /// A friendship ended by unfriending. Recipients: both.
+    FriendRemoved {
+        /// Who ended it.
+        by: UserId,
+        /// The former friend.
+        other: UserId,
+    },
+    /// A user followed another. Recipients: both.
+    Followed {
+        /// The new follower.
+        follower: UserId,
+        /// The user now followed.
+        followee: UserId,
+        /// When.
+        since: Timestamp,
+    },
+    /// A user stopped following another. Recipients: the former follower only.
+    Unfollowed {
+        /// The former follower.
+        follower: UserId,
+        /// The user no longer followed.
+        followee: UserId,
+    },
+    /// The actor blocked a user. Recipients: the blocker only; the blocked
+    /// user is never told.
+    Blocked {
+        /// Who blocked.
+        blocker: UserId,
+        /// Who was blocked.
+        blocked: UserId,
+    },
+    /// The actor unblocked a user. Recipients: the blocker only.
+    Unblocked {
+        /// Who unblocked.
+        blocker: UserId,
+        /// Who was unblocked.
+        blocked: UserId,
+    },
+    /// The actor muted a user. Recipients: the muter only.
+    Muted {
+        /// Who muted.
+        muter: UserId,
+        /// Who was muted.
+        muted: UserId,
+    },
+    /// The actor unmuted a user. Recipients: the muter only.
+    Unmuted {
+        /// Who unmuted.
+        muter: UserId,
+        /// Who was unmuted.
+        muted: UserId,
+    },
+    /// A user edited their profile. Recipients: the user (their other devices).
+    ProfileUpdated {
+        /// Whose profile.
+        user_id: UserId,
+    },
+    /// Sessions were revoked (logout, password change): transports should
+    /// close connections opened with them. Recipients: their owner.
+    SessionsRevoked {
+        /// Whose sessions.
+        user_id: UserId,
+        /// The revoked sessions.
+        sessions: Vec<SessionId>,
+    },
+    /// An account was deleted. Recipients: the account (to close its
+    /// connections) and its former friends.
+    AccountDeleted {
+        /// The deleted account.
+        user_id: UserId,
+    },
+}
+
+/// An event and exactly who should receive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The users to deliver to, without duplicates.
+    pub recipients: Vec<UserId>,
+    /// The event.
+    pub event: Event,
+}
+
+impl Delivery {
+    /// A delivery to `recipients`, de-duplicated with their order kept.
+    pub fn new(event: Event, recipients: impl IntoIterator<Item = UserId>) -> Self {
+        let mut list: Vec<UserId> = Vec::new();
+        for r in recipients {
+            if !list.contains(&r) {
+                list.push(r);
+            }
+        }
+        Self {
+            recipients: list,
+            event,
+        }
+    }
+}
+
+/// The transport seam: receives every [`Delivery`] after its change committed.
+///
+/// `publish` is called on the caller's task and must not block or wait on
+/// slow recipients: queue the delivery and return.
+pub trait EventSink: Send + Sync {
+    /// Hands a delivery to the transport.
+    fn publish(&self, delivery: Delivery);
+}
+
+/// A sink that drops every event, for apps without a real-time transport.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopSink;
+
+impl EventSink for NoopSink {
+    fn publish(&self, _delivery: Delivery) {}
+}
+
+/// A sink that keeps every delivery in memory; for tests and debugging.
+#[derive(Debug, Default)]
+pub struct RecordingSink(Mutex<Vec<Delivery>>);
+
+impl RecordingSink {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Removes and returns everything recorded so far, oldest first.
+    pub fn take(&self) -> Vec<Delivery> {
+        match self.0.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn publish(&self, delivery: Delivery) {
+        match self.0.lock() {
+            Ok(mut guard) => guard.push(delivery),
+            Err(poisoned) => poisoned.into_inner().push(delivery),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_a_type_tag() {
+        let e = Event::Blocked {
+            blocker: UserId::new(1),
+            blocked: UserId::new(2),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "blocked");
+        assert_eq!(v["blocker"], "1");
+    }
+
+    #[test]
+    fn deliveries_deduplicate_recipients() {
+        let d = Delivery::new(
+            Event::ProfileUpdated {
+                user_id: UserId::new(1),
+            },
+            [UserId::new(1), UserId::new(2), UserId::new(1)],
+        );
+        assert_eq!(d.recipients, vec![UserId::new(1), UserId::new(2)]);
+    }
+}

@@ -1,0 +1,142 @@
+//! The entry point: [`Kith`], its builder and its configuration.
+
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
+use crate::clock::{Clock, SystemClock};
+use crate::events::{Delivery, EventSink, NoopSink};
+use crate::graph::Graph;
+use crate::ids::{IdGenerator, TimeOrderedIds};
+use crate::password::{Argon2Hasher, PasswordHasher};
+use crate::storage::Storage;
+
+/// Library settings. Start from [`Config::default`] and change fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Config {}
+
+/// The handle an application holds: cheap to clone, safe to share.
+///
+/// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`]. Every call
+/// takes the acting user's id; the application authenticates (possibly with
+/// [`Accounts::authenticate`]) and Kith authorises.
+#[derive(Clone)]
+pub struct Kith {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub storage: Arc<dyn Storage>,
+    pub sink: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub config: Config,
+}
+
+impl Inner {
+    /// Hands an event to the sink. Called only after the change committed.
+    pub fn emit(&self, delivery: Delivery) {
+        if !delivery.recipients.is_empty() {
+            self.sink.publish(delivery);
+        }
+    }
+}
+
+impl Kith {
+    /// Starts building a `Kith` over `storage`. Without further settings it
+    /// uses the system clock, time-ordered ids, argon2id with OWASP's
+    /// parameters, no event sink and the default [`Config`].
+    pub fn builder(storage: Arc<dyn Storage>) -> KithBuilder {
+        KithBuilder {
+            storage,
+            sink: None,
+            clock: None,
+            ids: None,
+            hasher: None,
+            config: Config::default(),
+        }
+    }
+
+    /// Accounts, sessions and profiles.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { kith: &self.inner }
+    }
+
+    /// Friends, follows, blocks and mutes.
+    pub fn graph(&self) -> Graph<'_> {
+        Graph { kith: &self.inner }
+    }
+
+    /// The storage backend, for health checks and tools.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// Builds a [`Kith`]; see [`Kith::builder`].
+pub struct KithBuilder {
+    storage: Arc<dyn Storage>,
+    sink: Option<Arc<dyn EventSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGenerator>>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
+    config: Config,
+}
+
+impl KithBuilder {
+    /// Where events go after each change commits (the transport).
+    pub fn sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The clock. Unless [`Self::ids`] is given too, ids are generated from it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The id generator.
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// The password hasher.
+    pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the handle.
+    pub fn build(self) -> Kith {
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let ids = self
+            .ids
+            .unwrap_or_else(|| Arc::new(TimeOrderedIds::new(Arc::clone(&clock))));
+        Kith {
+            inner: Arc::new(Inner {
+                storage: self.storage,
+                sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
+                clock,
+                ids,
+                hasher: self
+                    .hasher
+                    .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
+                config: self.config,
+            }),
+        }
+    }
+}

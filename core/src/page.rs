@@ -1,0 +1,241 @@
+//! Keyset pagination: [`Page`] in, [`Paged`] out, opaque cursors between.
+//!
+//! Every list is ordered by a unique key; a cursor encodes the key of the last
+//! item returned and the next page starts strictly after it, so items inserted
+//! while a client pages never cause duplicates or gaps in what it already saw.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+
+/// Default number of items in a page.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Largest number of items a page may ask for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Which page of a list to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The `next_cursor` of the previous page, or `None` for the first page.
+    pub cursor: Option<String>,
+    /// How many items to return: 1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`].
+    pub limit: Option<u32>,
+}
+
+impl Page {
+    /// The first page with the default size.
+    pub fn first() -> Self {
+        Self::default()
+    }
+
+    /// The first page with `limit` items.
+    pub fn with_limit(limit: u32) -> Self {
+        Self {
+            cursor: None,
+            limit: Some(limit),
+        }
+    }
+
+    /// The page after the one that returned `cursor`.
+    pub fn after(cursor: impl Into<String>, limit: Option<u32>) -> Self {
+        Self {
+            cursor: Some(cursor.into()),
+            limit,
+        }
+    }
+
+    /// The validated limit.
+    pub(crate) fn limit(&self) -> Result<u32> {
+        match self.limit.unwrap_or(DEFAULT_PAGE_SIZE) {
+            n @ 1..=MAX_PAGE_SIZE => Ok(n),
+            n => Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE_SIZE}, got {n}"),
+            )),
+        }
+    }
+
+    /// Decodes the cursor into a key of type `K`.
+    pub(crate) fn key<K: CursorKey>(&self) -> Result<Option<K>> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        decode_hex(cursor)
+            .and_then(|text| K::decode(&text))
+            .map(Some)
+            .ok_or_else(|| Error::invalid("cursor", "not a cursor of this list"))
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paged<T> {
+    /// The items, in the list's order.
+    pub items: Vec<T>,
+    /// Pass this back in [`Page::cursor`] for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// Builds a page from `rows` fetched with `limit + 1`: the extra row, if
+    /// present, only signals that another page exists.
+    pub(crate) fn from_rows<K: CursorKey>(
+        mut rows: Vec<T>,
+        limit: u32,
+        key: impl Fn(&T) -> K,
+    ) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|last| encode_hex(&key(last).encode()))
+        } else {
+            None
+        };
+        Paged {
+            items: rows,
+            next_cursor,
+        }
+    }
+
+    /// Applies `f` to every item.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
+        Paged {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+/// A sort key that can live in a cursor.
+pub trait CursorKey: Sized {
+    /// The key as text.
+    fn encode(&self) -> String;
+    /// Parses [`Self::encode`]'s output.
+    fn decode(s: &str) -> Option<Self>;
+}
+
+/// The key of lists ordered newest first by the time a link was made, ties
+/// broken by the other user's id: followers, following, blocks, mutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinceKey {
+    /// When the link was made.
+    pub since: Timestamp,
+    /// The other user.
+    pub user: UserId,
+}
+
+impl CursorKey for SinceKey {
+    fn encode(&self) -> String {
+        format!("s{}.{}", self.since.as_millis(), self.user)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (ms, id) = s.strip_prefix('s')?.split_once('.')?;
+        Some(SinceKey {
+            since: Timestamp::from_millis(ms.parse().ok()?),
+            user: id.parse().ok()?,
+        })
+    }
+}
+
+/// The key of lists ordered by an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdKey(pub u64);
+
+impl CursorKey for IdKey {
+    fn encode(&self) -> String {
+        format!("i{}", self.0)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        s.strip_prefix('i')?.parse().ok().map(IdKey)
+    }
+}
+
+/// The key of lists ordered by lowercase username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameKey(pub String);
+
+impl CursorKey for NameKey {
+    fn encode(&self) -> String {
+        format!("n{}", self.0)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        s.strip_prefix('n').map(|n| NameKey(n.to_owned()))
+    }
+}
+
+/// What storage is asked for: at most `limit` rows strictly after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window<K> {
+    /// Start strictly after this key, or at the start of the list.
+    pub after: Option<K>,
+    /// The maximum number of rows to return.
+    pub limit: u32,
+}
+
+impl Page {
+    /// The storage window for this page: one row more than the limit, so that
+    /// [`Paged::from_rows`] can tell whether another page follows.
+    pub(crate) fn window<K: CursorKey>(&self) -> Result<(Window<K>, u32)> {
+        let limit = self.limit()?;
+        let after = self.key()?;
+        Ok((
+            Window {
+                after,
+                limit: limit + 1,
+            },
+            limit,
+        ))
+    }
+}
+
+fn encode_hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 || hex.len() > 512 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let key = SinceKey {
+            since: Timestamp::from_millis(1234),
+            user: UserId::new(99),
+        };
+        let page = Page::after(encode_hex(&key.encode()), None);
+        assert_eq!(page.key::<SinceKey>().unwrap(), Some(key));
+        assert!(page.key::<IdKey>().is_err());
+        assert!(Page::after("zz", None).key::<IdKey>().is_err());
+        assert!(Page::after("é", None).key::<IdKey>().is_err());
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert_eq!(Page::first().limit().unwrap(), DEFAULT_PAGE_SIZE);
+        assert!(Page::with_limit(0).limit().is_err());
+        assert!(Page::with_limit(MAX_PAGE_SIZE + 1).limit().is_err());
+    }
+
+    #[test]
+    fn from_rows_sets_cursor_only_when_more_follow() {
+        let p = Paged::from_rows(vec![1u64, 2, 3], 2, |n| IdKey(*n));
+        assert_eq!(p.items, vec![1, 2]);
+        let next = Page::after(p.next_cursor.unwrap(), None);
+        assert_eq!(next.key::<IdKey>().unwrap(), Some(IdKey(2)));
+        let last = Paged::from_rows(vec![1u64, 2], 2, |n| IdKey(*n));
+        assert_eq!(last.next_cursor, None);
+    }
+}
