@@ -84,7 +84,9 @@ pub struct ProfilePatch {
 }
 
 /// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -186,7 +188,11 @@ impl Accounts<'_> {
             return Err(Error::Conflict(Clash::UsernameTaken));
         }
         if let Some(email) = email {
-            if store.account_by_email(&email.to_lowercase()).await?.is_some() {
+            if store
+                .account_by_email(&email.to_lowercase())
+                .await?
+                .is_some()
+            {
                 return Err(Error::Conflict(Clash::EmailTaken));
             }
         }
@@ -229,7 +235,9 @@ impl Accounts<'_> {
         let record = if login.contains('@') {
             store.account_by_email(&login.to_lowercase()).await?
         } else {
-            store.account_by_username(&login.to_ascii_lowercase()).await?
+            store
+                .account_by_username(&login.to_ascii_lowercase())
+                .await?
         };
         let hash = record.as_ref().and_then(|r| r.password_hash.as_deref());
         let (Some(record), Some(hash)) = (record.as_ref(), hash) else {
@@ -331,8 +339,12 @@ impl Accounts<'_> {
     pub async fn change_password(&self, actor: UserId, input: ChangePassword) -> Result<()> {
         validate::password("new_password", &input.new_password)?;
         let record = self.record(actor).await?;
-        self.check_password(&record, input.current_password.as_deref(), "current_password")
-            .await?;
+        self.check_password(
+            &record,
+            input.current_password.as_deref(),
+            "current_password",
+        )
+        .await?;
         let hash = self.kith.hasher.hash(&input.new_password).await?;
         let revoked = self
             .kith
@@ -417,8 +429,10 @@ impl Accounts<'_> {
         {
             return Err(Error::NotFound(Entity::User));
         }
-        self.kith
-            .emit(Delivery::new(Event::ProfileUpdated { user_id: actor }, [actor]));
+        self.kith.emit(Delivery::new(
+            Event::ProfileUpdated { user_id: actor },
+            [actor],
+        ));
         Ok(account)
     }
 

@@ -25,8 +25,11 @@ impl Timestamp {
     }
 
     /// This timestamp moved forward by `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    pub fn plus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// The calendar date (UTC) of this timestamp.

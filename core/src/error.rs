@@ -101,6 +101,12 @@ pub enum Entity {
     FriendRequest,
     /// A friendship.
     Friendship,
+    /// A conversation (also one the actor is not a member of).
+    Conversation,
+    /// A chat message (also a deleted one, where the action needs its body).
+    Message,
+    /// A member of a conversation.
+    Member,
 }
 
 impl fmt::Display for Entity {
@@ -110,6 +116,9 @@ impl fmt::Display for Entity {
             Entity::Session => "session",
             Entity::FriendRequest => "friend request",
             Entity::Friendship => "friendship",
+            Entity::Conversation => "conversation",
+            Entity::Message => "message",
+            Entity::Member => "member",
         })
     }
 }
@@ -122,6 +131,16 @@ pub enum Denied {
     BlockedByActor,
     /// The resource's privacy settings do not let the actor see this.
     Private,
+    /// Direct messages are limited to friends and the two are not friends.
+    NotFriends,
+    /// Only the sender of a message may change it.
+    NotSender,
+    /// Only an admin of the group may do this.
+    NotAdmin,
+    /// Direct conversations have exactly two members and no title.
+    DirectConversation,
+    /// The other user does not accept messages from the actor.
+    Unreachable,
 }
 
 impl fmt::Display for Denied {
@@ -129,6 +148,11 @@ impl fmt::Display for Denied {
         f.write_str(match self {
             Denied::BlockedByActor => "you have blocked this user",
             Denied::Private => "this is private",
+            Denied::NotFriends => "direct messages are limited to friends",
+            Denied::NotSender => "only the sender may change this message",
+            Denied::NotAdmin => "only a group admin may do this",
+            Denied::DirectConversation => "direct conversations cannot be changed this way",
+            Denied::Unreachable => "this user cannot receive your messages",
         })
     }
 }
@@ -145,6 +169,12 @@ pub enum Clash {
     AlreadyFriends,
     /// The actor already has a pending friend request to this user.
     RequestPending,
+    /// The actor already used this `client_id` for a message in another
+    /// conversation.
+    ClientIdReused,
+    /// The direct conversation between these two users already exists
+    /// (reported by storage; Kith then returns the existing one).
+    DirectExists,
 }
 
 impl fmt::Display for Clash {
@@ -154,6 +184,8 @@ impl fmt::Display for Clash {
             Clash::EmailTaken => "email is already registered",
             Clash::AlreadyFriends => "already friends",
             Clash::RequestPending => "a friend request is already pending",
+            Clash::ClientIdReused => "client_id was already used in another conversation",
+            Clash::DirectExists => "the direct conversation already exists",
         })
     }
 }

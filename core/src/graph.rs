@@ -83,7 +83,11 @@ impl Graph<'_> {
     /// `to` does not exist or blocks the actor; [`Error::Forbidden`] if the
     /// actor blocks `to`; [`Error::Conflict`] if they are already friends
     /// ([`Clash::AlreadyFriends`]) or a request is pending ([`Clash::RequestPending`]).
-    pub async fn send_friend_request(&self, actor: UserId, to: UserId) -> Result<FriendRequestOutcome> {
+    pub async fn send_friend_request(
+        &self,
+        actor: UserId,
+        to: UserId,
+    ) -> Result<FriendRequestOutcome> {
         let links = self.reach(actor, to).await?;
         let rel = links.visible;
         if rel.blocking {
@@ -199,7 +203,11 @@ impl Graph<'_> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad `limit` or `cursor`.
-    pub async fn incoming_requests(&self, actor: UserId, page: &Page) -> Result<Paged<FriendRequestEntry>> {
+    pub async fn incoming_requests(
+        &self,
+        actor: UserId,
+        page: &Page,
+    ) -> Result<Paged<FriendRequestEntry>> {
         self.requests(actor, RequestDirection::Incoming, page).await
     }
 
@@ -207,7 +215,11 @@ impl Graph<'_> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad `limit` or `cursor`.
-    pub async fn outgoing_requests(&self, actor: UserId, page: &Page) -> Result<Paged<FriendRequestEntry>> {
+    pub async fn outgoing_requests(
+        &self,
+        actor: UserId,
+        page: &Page,
+    ) -> Result<Paged<FriendRequestEntry>> {
         self.requests(actor, RequestDirection::Outgoing, page).await
     }
 
@@ -319,7 +331,12 @@ impl Graph<'_> {
     ///
     /// # Errors
     /// As [`Self::friends`].
-    pub async fn followers(&self, viewer: UserId, user: UserId, page: &Page) -> Result<Paged<Peer>> {
+    pub async fn followers(
+        &self,
+        viewer: UserId,
+        user: UserId,
+        page: &Page,
+    ) -> Result<Paged<Peer>> {
         let (window, limit) = page.window::<SinceKey>()?;
         self.may_list(viewer, user).await?;
         let rows = self.kith.storage.followers(user, window).await?;
@@ -330,7 +347,12 @@ impl Graph<'_> {
     ///
     /// # Errors
     /// As [`Self::friends`].
-    pub async fn following(&self, viewer: UserId, user: UserId, page: &Page) -> Result<Paged<Peer>> {
+    pub async fn following(
+        &self,
+        viewer: UserId,
+        user: UserId,
+        page: &Page,
+    ) -> Result<Paged<Peer>> {
         let (window, limit) = page.window::<SinceKey>()?;
         self.may_list(viewer, user).await?;
         let rows = self.kith.storage.following(user, window).await?;
@@ -371,7 +393,12 @@ impl Graph<'_> {
         Self::not_self(actor, other)?;
         self.live(actor).await?;
         self.live(other).await?;
-        if self.kith.storage.insert_block(actor, other, self.now()).await? {
+        if self
+            .kith
+            .storage
+            .insert_block(actor, other, self.now())
+            .await?
+        {
             self.kith.emit(Delivery::new(
                 Event::Blocked {
                     blocker: actor,
@@ -419,7 +446,12 @@ impl Graph<'_> {
     /// does not exist or blocks the actor.
     pub async fn mute(&self, actor: UserId, other: UserId) -> Result<()> {
         self.reach(actor, other).await?;
-        if self.kith.storage.insert_mute(actor, other, self.now()).await? {
+        if self
+            .kith
+            .storage
+            .insert_mute(actor, other, self.now())
+            .await?
+        {
             self.kith.emit(Delivery::new(
                 Event::Muted {
                     muter: actor,

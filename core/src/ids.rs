@@ -74,7 +74,8 @@ impl de::Visitor<'_> for IdVisitor {
         u64::try_from(v).map_err(|_| E::custom("ids are not negative"))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        v.parse().map_err(|_| E::custom("an id is a decimal number"))
+        v.parse()
+            .map_err(|_| E::custom("an id is a decimal number"))
     }
 }
 
@@ -89,6 +90,14 @@ id_type!(
 id_type!(
     /// Identifies a friend request.
     FriendRequestId
+);
+id_type!(
+    /// Identifies a conversation.
+    ConversationId
+);
+id_type!(
+    /// Identifies a chat message.
+    MessageId
 );
 
 /// Hands out unique, time-ordered raw ids. Injectable so tests are deterministic.
@@ -162,7 +171,10 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, "\"123456789012345678\"");
         assert_eq!(serde_json::from_str::<UserId>(&json).unwrap(), id);
-        assert_eq!(serde_json::from_str::<UserId>("42").unwrap(), UserId::new(42));
+        assert_eq!(
+            serde_json::from_str::<UserId>("42").unwrap(),
+            UserId::new(42)
+        );
         assert!(serde_json::from_str::<UserId>("\"x\"").is_err());
         assert!(serde_json::from_str::<UserId>("-1").is_err());
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::UserId;
+use crate::ids::{ConversationId, UserId};
 
 /// Default number of items in a page.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -162,6 +162,29 @@ impl CursorKey for NameKey {
     }
     fn decode(s: &str) -> Option<Self> {
         s.strip_prefix('n').map(|n| NameKey(n.to_owned()))
+    }
+}
+
+/// The key of conversation lists: most recently active first, ties broken by
+/// id (descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityKey {
+    /// When the conversation was last active.
+    pub last_activity: Timestamp,
+    /// The conversation.
+    pub id: ConversationId,
+}
+
+impl CursorKey for ActivityKey {
+    fn encode(&self) -> String {
+        format!("a{}.{}", self.last_activity.as_millis(), self.id)
+    }
+    fn decode(s: &str) -> Option<Self> {
+        let (ms, id) = s.strip_prefix('a')?.split_once('.')?;
+        Some(ActivityKey {
+            last_activity: Timestamp::from_millis(ms.parse().ok()?),
+            id: id.parse().ok()?,
+        })
     }
 }
 

@@ -73,10 +73,19 @@ mod tests {
         let none = Links::default();
         assert_eq!(Role::of(Some(me), me, &none), Role::Owner);
         assert_eq!(Role::of(None, me, &none), Role::Anonymous);
-        assert_eq!(Role::of(Some(other), me, &links(true, false, false)), Role::Friend);
+        assert_eq!(
+            Role::of(Some(other), me, &links(true, false, false)),
+            Role::Friend
+        );
         assert_eq!(Role::of(Some(other), me, &none), Role::Stranger);
-        assert_eq!(Role::of(Some(other), me, &links(true, true, false)), Role::Blocked);
-        assert_eq!(Role::of(Some(other), me, &links(false, false, true)), Role::Blocked);
+        assert_eq!(
+            Role::of(Some(other), me, &links(true, true, false)),
+            Role::Blocked
+        );
+        assert_eq!(
+            Role::of(Some(other), me, &links(false, false, true)),
+            Role::Blocked
+        );
     }
 
     #[test]

@@ -109,8 +109,11 @@ pub trait GraphStore: Send + Sync {
 
     /// Deletes the pending request from `from` to `to` and returns it, or
     /// `None` if there was none.
-    async fn delete_friend_request(&self, from: UserId, to: UserId)
-        -> Result<Option<FriendRequest>>;
+    async fn delete_friend_request(
+        &self,
+        from: UserId,
+        to: UserId,
+    ) -> Result<Option<FriendRequest>>;
 
     /// Atomically accepts the pending request from `from` to `to`: deletes it
     /// (and any pending request in the other direction) and creates the
@@ -148,8 +151,12 @@ pub trait GraphStore: Send + Sync {
 
     /// Records that `follower` follows `followee` since `since`; `false`, with
     /// nothing changed, if it already did.
-    async fn insert_follow(&self, follower: UserId, followee: UserId, since: Timestamp)
-        -> Result<bool>;
+    async fn insert_follow(
+        &self,
+        follower: UserId,
+        followee: UserId,
+        since: Timestamp,
+    ) -> Result<bool>;
 
     /// Removes a follow; `false` if there was none.
     async fn delete_follow(&self, follower: UserId, followee: UserId) -> Result<bool>;
@@ -168,8 +175,12 @@ pub trait GraphStore: Send + Sync {
     /// removes their friendship, the pending friend requests between them and
     /// the follows between them, in both directions. Returns `false` if the
     /// block already existed (the removals still apply).
-    async fn insert_block(&self, blocker: UserId, blocked: UserId, since: Timestamp)
-        -> Result<bool>;
+    async fn insert_block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        since: Timestamp,
+    ) -> Result<bool>;
 
     /// Removes a block; `false` if there was none.
     async fn delete_block(&self, blocker: UserId, blocked: UserId) -> Result<bool>;

@@ -105,9 +105,14 @@ pub fn text(
         return Ok(None);
     };
     if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if v.chars().any(|c| c.is_control() && !(multiline && c == '\n')) {
+    if v.chars()
+        .any(|c| c.is_control() && !(multiline && c == '\n'))
+    {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(Some(v.to_owned()))
@@ -122,7 +127,9 @@ pub fn url(field: &'static str, value: Option<&str>) -> Result<Option<String>> {
         .strip_prefix("https://")
         .or_else(|| v.strip_prefix("http://"))
         .ok_or_else(|| Error::invalid(field, "must be an http or https URL"))?;
-    if rest.is_empty() || v.len() > URL_MAX || v.chars().any(|c| c.is_whitespace() || c.is_control())
+    if rest.is_empty()
+        || v.len() > URL_MAX
+        || v.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(Error::invalid(field, "must be an http or https URL"));
     }
@@ -136,7 +143,11 @@ pub fn phone(field: &'static str, value: Option<&str>) -> Result<Option<String>>
         return Ok(None);
     };
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
-    if v.len() > 32 || digits < 3 || !v.bytes().all(|b| b.is_ascii_digit() || b" +-()".contains(&b))
+    if v.len() > 32
+        || digits < 3
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b" +-()".contains(&b))
     {
         return Err(Error::invalid(field, "is not a valid phone number"));
     }
@@ -151,9 +162,15 @@ pub fn interests(field: &'static str, tags: &[String]) -> Result<Vec<String>> {
         let tag = tag.trim().trim_start_matches('#').to_lowercase();
         let len = tag.chars().count();
         if len == 0 || len > INTEREST_LEN_MAX {
-            return Err(Error::invalid(field, "each interest must be 1 to 30 characters"));
+            return Err(Error::invalid(
+                field,
+                "each interest must be 1 to 30 characters",
+            ));
         }
-        if !tag.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+        if !tag
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(Error::invalid(
                 field,
                 "interests may contain only letters, digits, '-' and '_'",
@@ -170,7 +187,11 @@ pub fn interests(field: &'static str, tags: &[String]) -> Result<Vec<String>> {
 }
 
 /// A birth date: not in the future and not before 1900.
-pub fn birth_date(field: &'static str, date: Option<Date>, today: Timestamp) -> Result<Option<Date>> {
+pub fn birth_date(
+    field: &'static str,
+    date: Option<Date>,
+    today: Timestamp,
+) -> Result<Option<Date>> {
     match date {
         Some(d) if d > today.date() => Err(Error::invalid(field, "must not be in the future")),
         Some(d) if d.year() < 1900 => Err(Error::invalid(field, "must not be before 1900")),
@@ -183,6 +204,41 @@ pub fn name_filter(field: &'static str, value: Option<&str>) -> Result<Option<St
     Ok(text(field, value, DISPLAY_NAME_MAX, false)?.map(|s| s.to_lowercase()))
 }
 
+/// A group title: trimmed, 1 to 100 characters, one line.
+pub fn title(field: &'static str, s: &str) -> Result<String> {
+    text(field, Some(s), SHORT_TEXT_MAX, false)?
+        .ok_or_else(|| Error::invalid(field, "must not be empty"))
+}
+
+/// A message's idempotency key: 1 to 64 visible ASCII characters.
+pub fn client_id(field: &'static str, s: &str) -> Result<()> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            field,
+            "must be 1 to 64 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A message body: not blank, at most `max` characters, no control
+/// characters other than newlines and tabs. Kept as written (not trimmed).
+pub fn message_body(field: &'static str, s: &str, max: usize) -> Result<String> {
+    if s.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if s.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +246,14 @@ mod tests {
     #[test]
     fn usernames() {
         assert!(username("username", "alice_01").is_ok());
-        for bad in ["al", "a".repeat(31).as_str(), "al ice", "alicé", "___", "a-b"] {
+        for bad in [
+            "al",
+            "a".repeat(31).as_str(),
+            "al ice",
+            "alicé",
+            "___",
+            "a-b",
+        ] {
             assert!(username("username", bad).is_err(), "{bad}");
         }
     }
@@ -200,9 +263,34 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@mail.example.org", " x@y.io "] {
             assert!(email("email", good).is_ok(), "{good}");
         }
-        for bad in ["", "a", "a@b", "a@b.c", "@b.co", "a@.co", "a..b@c.co", "a b@c.co", "a@b_c.co", "a@-b.co"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a@b.c",
+            "@b.co",
+            "a@.co",
+            "a..b@c.co",
+            "a b@c.co",
+            "a@b_c.co",
+            "a@-b.co",
+        ] {
             assert!(email("email", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn chat_inputs() {
+        assert_eq!(title("title", "  Team  ").unwrap(), "Team");
+        assert!(title("title", "   ").is_err());
+        assert!(client_id("client_id", "c-1").is_ok());
+        assert!(client_id("client_id", "").is_err());
+        assert!(client_id("client_id", "has space").is_err());
+        assert!(client_id("client_id", &"x".repeat(65)).is_err());
+        assert_eq!(message_body("body", " hi\n", 10).unwrap(), " hi\n");
+        assert!(message_body("body", " \n ", 10).is_err());
+        assert!(message_body("body", "toolong", 3).is_err());
+        assert!(message_body("body", "bell\u{7}", 10).is_err());
     }
 
     #[test]
@@ -215,7 +303,12 @@ mod tests {
 
     #[test]
     fn texts_urls_phones_interests() {
-        assert_eq!(text("bio", Some("  hi \n there "), 10, true).unwrap().as_deref(), Some("hi \n there"));
+        assert_eq!(
+            text("bio", Some("  hi \n there "), 10, true)
+                .unwrap()
+                .as_deref(),
+            Some("hi \n there")
+        );
         assert!(text("display_name", Some("a\nb"), 10, false).is_err());
         assert_eq!(text("bio", Some("   "), 10, true).unwrap(), None);
         assert!(text("bio", Some("toolong"), 3, true).is_err());
@@ -224,7 +317,11 @@ mod tests {
         assert!(phone("phone", Some("+1 (555) 010-0000")).is_ok());
         assert!(phone("phone", Some("call me")).is_err());
         assert_eq!(
-            interests("interests", &["Rust".into(), "#rust".into(), "hiking".into()]).unwrap(),
+            interests(
+                "interests",
+                &["Rust".into(), "#rust".into(), "hiking".into()]
+            )
+            .unwrap(),
             vec!["rust", "hiking"]
         );
         assert!(interests("interests", &["no spaces".into()]).is_err());

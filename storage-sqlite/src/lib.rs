@@ -1,1 +1,408 @@
-//! placeholder
+//! # kith-sqlite
+//!
+//! Kith's embedded default storage backend: [`SqliteStore`] implements
+//! [`kith_core::Storage`] over a SQLite database file (or an in-memory
+//! database) through sqlx. It is what an application gets when it does not
+//! want to run a database server.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use kith_core::{Kith, NewAccount};
+//! use kith_sqlite::SqliteStore;
+//!
+//! // Creates the file if it is missing and applies the migrations.
+//! let store = SqliteStore::open("kith.db").await?;
+//! let kith = Kith::builder(Arc::new(store.clone())).build();
+//! let alice = kith.accounts().register(NewAccount {
+//!     username: "alice".into(),
+//!     email: "alice@example.com".into(),
+//!     password: "correct horse battery".into(),
+//! }).await?;
+//! assert_eq!(kith.accounts().me(alice.id).await?.username, "alice");
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//! - `lib.rs`: [`SqliteStore`] (opening, connection handling, migrations)
+//!   and this crate's one error type, [`Error`], for setup failures.
+//! - `accounts.rs`: [`AccountStore`](kith_core::AccountStore): accounts,
+//!   profiles, sessions.
+//! - `graph.rs`: [`GraphStore`](kith_core::GraphStore): friend requests,
+//!   friendships, follows, blocks, mutes.
+//! - `rows.rs`: the private row structs and the conversions between SQL
+//!   values and Kith's domain types.
+//! - `migrations/`: the schema, embedded with `sqlx::migrate!()` and applied
+//!   on open. `0001_accounts_and_graph.sql` documents every table and index.
+//!
+//! Trait methods return [`kith_core::Error`]: driver failures become
+//! [`kith_core::Error::Storage`] and unique-constraint collisions the
+//! [`kith_core::Error::Conflict`] each trait method names; `sqlx::Error`
+//! never appears in this crate's API.
+//!
+//! ## Schema
+//! Ids are `INTEGER` (Kith's ids are below 2^63), timestamps `INTEGER`
+//! milliseconds, birth dates `TEXT` `YYYY-MM-DD`, interests a JSON array,
+//! token digests a 32-byte `BLOB`. Tables are `STRICT`. A deleted account is
+//! a tombstone: the row stays (so its id is never reused) with `deleted_at`
+//! set and username, email, password and profile erased; the unique indexes
+//! on the lowercased username and email skip the NULLs, which frees both for
+//! new accounts. "Live" means `deleted_at IS NULL`. Friendships are stored in
+//! both directions with the friend's lowercased username beside them, so
+//! every list (friends by name, followers/following/blocks/mutes by
+//! `(since, id)`, requests by id) is one ordered index range with keyset
+//! pagination, never a sort.
+//!
+//! ## Connections
+//! Every connection runs with `foreign_keys=ON` and a `busy_timeout`. A file
+//! database is put in WAL mode (readers never block the writer and the
+//! writer never blocks readers) with `synchronous=FULL`: in WAL mode that
+//! syncs the log on every commit, so a write that returned `Ok` survives a
+//! power loss, not only a crash of the process (`NORMAL` would only
+//! guarantee the latter). This is what makes a chat message durable once
+//! its sender is told so.
+//!
+//! Writes go through **one writer connection**: a pool of exactly one
+//! connection, which is a fair FIFO queue of writers. Every write, even a
+//! single statement, is a transaction started with `BEGIN IMMEDIATE`, so it
+//! takes SQLite's write lock up front; since no other connection of this
+//! process ever writes, a write never fails with `SQLITE_BUSY` ("database is
+//! locked") however many tasks write at once, and it never has to upgrade a
+//! read snapshot into a write (`SQLITE_BUSY_SNAPSHOT`). Transactions are
+//! sqlx `Transaction`s: if the future running one is dropped (cancelled)
+//! halfway, the transaction is rolled back before the connection is handed
+//! to the next writer (the `BEGIN IMMEDIATE` itself runs in a task of its
+//! own, because sqlx's custom-`BEGIN` path is not safe to cancel). A write
+//! reports success only after its `COMMIT`. Operations the traits call
+//! atomic (accepting a friend request, changing a password, deleting an
+//! account, blocking) are each one such transaction. Chat fits the same
+//! shape: appending a message and assigning its gap-free `seq` is one write
+//! transaction, race-free because write transactions never overlap, and
+//! acknowledged only once committed; a queue in front of the one writer is
+//! also where several appends could later share one commit. (Publishing
+//! events in `seq` order stays Kith's job: storage returns after the commit.)
+//!
+//! Reads use a **separate pool of four read-only connections**
+//! and never wait for the writer. Each list or lookup is a single statement,
+//! so it reads one consistent snapshot.
+//!
+//! An **in-memory** database lives in its connection, so
+//! [`SqliteStore::memory`] uses a single connection for reads and writes
+//! alike (sqlx's shared-cache memory mode would let several connections
+//! share it, but shared cache takes table-level locks that fail instead of
+//! waiting). That connection never idles out or expires, so the database
+//! lives exactly as long as the store. WAL does not apply to memory
+//! databases.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{Sqlite, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Transaction;
+
+mod accounts;
+mod graph;
+mod rows;
+
+/// The sqlx connection options accepted by [`SqliteStore::connect_with`],
+/// re-exported so that callers do not need their own `sqlx` dependency.
+pub use sqlx::sqlite::SqliteConnectOptions;
+
+/// How many read-only connections a file database gets.
+const READ_CONNECTIONS: u32 = 4;
+/// How long a statement waits for a lock held by another process (this
+/// process never contends with itself for the write lock).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call may wait for its turn at a connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The migrations of `migrations/`, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// A boxed error from the driver, as this crate's [`Error`] carries it.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a [`SqliteStore`] could not be opened.
+///
+/// Only opening fails with this type; the [`kith_core::Storage`] methods
+/// return [`kith_core::Error`]. It converts into
+/// [`kith_core::Error::Storage`] for callers who want one error type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The argument of [`SqliteStore::open`] is neither a path nor a valid
+    /// `sqlite:` URL.
+    #[error("invalid SQLite database URL: {0}")]
+    InvalidUrl(#[source] BoxError),
+    /// The database could not be opened or configured (missing directory,
+    /// permissions, not a database file...).
+    #[error("cannot open the SQLite database: {0}")]
+    Open(#[source] BoxError),
+    /// The schema migrations could not be applied, for example because the
+    /// file was migrated by a newer, incompatible version of this crate.
+    #[error("cannot migrate the SQLite database: {0}")]
+    Migrate(#[source] BoxError),
+}
+
+impl From<Error> for kith_core::Error {
+    fn from(err: Error) -> Self {
+        kith_core::Error::storage(err)
+    }
+}
+
+/// Kith's storage in a SQLite database. See the [crate docs](crate) for how
+/// it uses its connections.
+///
+/// Cheap to clone: clones share the same connections. Put it in an `Arc` to
+/// hand it to [`kith_core::Kith::builder`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection; every write transaction runs on it.
+    writer: SqlitePool,
+    /// Read-only connections for a file database; the writer's pool itself
+    /// for an in-memory one.
+    reader: SqlitePool,
+}
+
+/// The PRAGMA settings of the writer connection, as SQLite reports them.
+/// Returned by [`SqliteStore::connection_settings`], for diagnostics and
+/// tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `PRAGMA journal_mode`: `wal` for a file database, `memory` for an
+    /// in-memory one.
+    pub journal_mode: String,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+    /// `PRAGMA synchronous` as a number: 0 off, 1 normal, 2 full, 3 extra.
+    pub synchronous: i64,
+    /// `PRAGMA busy_timeout`, in milliseconds.
+    pub busy_timeout_ms: i64,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `path_or_url` and
+    /// applies any pending migrations.
+    ///
+    /// `path_or_url` is a file path (`kith.db`, `/var/lib/app/kith.db`), a
+    /// `sqlite:` URL (`sqlite://kith.db`, `sqlite:///abs/kith.db?mode=rwc`),
+    /// or `:memory:` / `sqlite::memory:` for [`Self::memory`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a malformed URL, [`Error::Open`] if the file
+    /// cannot be opened or created, [`Error::Migrate`] if the schema cannot
+    /// be brought up to date.
+    pub async fn open(path_or_url: impl AsRef<str>) -> Result<Self, Error> {
+        let target = path_or_url.as_ref();
+        if is_memory_target(target) {
+            return Self::memory().await;
+        }
+        let options = if target.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(target).map_err(|e| Error::InvalidUrl(e.into()))?
+        } else {
+            SqliteConnectOptions::new().filename(target)
+        };
+        Self::connect_with(options.create_if_missing(true)).await
+    }
+
+    /// A fresh, empty in-memory database, gone when the last clone of the
+    /// store is dropped. For tests and throwaway instances.
+    ///
+    /// # Errors
+    /// [`Error::Open`] or [`Error::Migrate`] (neither is expected).
+    pub async fn memory() -> Result<Self, Error> {
+        Self::connect_memory(SqliteConnectOptions::new().in_memory(true)).await
+    }
+
+    /// Opens a file database with sqlx connection options, for settings
+    /// [`Self::open`] does not expose (a VFS, extra pragmas, the statement
+    /// cache size...). The options' `create_if_missing` is respected (sqlx's
+    /// default is not to create the file).
+    ///
+    /// Kith sets `journal_mode=WAL`, `synchronous=FULL`, `foreign_keys=ON`
+    /// and the busy timeout itself, overriding those in `options`: its
+    /// durability and concurrency guarantees depend on them. Options naming
+    /// sqlx's in-memory database (`sqlite::memory:`) get the single-connection
+    /// in-memory mode of [`Self::memory`].
+    ///
+    /// # Errors
+    /// As [`Self::open`], without [`Error::InvalidUrl`].
+    pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self, Error> {
+        if is_memory_filename(options.get_filename()) {
+            return Self::connect_memory(options.shared_cache(false)).await;
+        }
+        let options = options
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .shared_cache(false);
+        let write_options = options
+            .clone()
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        // The writer connects first: it creates the file, switches it to WAL
+        // (persistent) and migrates it, so the readers find it ready.
+        let writer = single_connection_pool()
+            .connect_with(write_options)
+            .await
+            .map_err(|e| Error::Open(e.into()))?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true).create_if_missing(false))
+            .await
+            .map_err(|e| Error::Open(e.into()))?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn connect_memory(options: SqliteConnectOptions) -> Result<Self, Error> {
+        let pool = single_connection_pool()
+            .connect_with(options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT))
+            .await
+            .map_err(|e| Error::Open(e.into()))?;
+        migrate(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// Waits for the calls in flight, then closes every connection (which
+    /// also checkpoints the WAL into the database file). Calls made after it
+    /// fail with [`kith_core::Error::Storage`]; an in-memory database is gone.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// The PRAGMA settings the writer connection runs with.
+    ///
+    /// # Errors
+    /// [`kith_core::Error::Storage`] if the database cannot be queried.
+    pub async fn connection_settings(&self) -> kith_core::Result<ConnectionSettings> {
+        let mut conn = self.writer.acquire().await.map_err(db)?;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        let foreign_keys: bool = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(ConnectionSettings {
+            journal_mode,
+            foreign_keys,
+            synchronous,
+            busy_timeout_ms,
+        })
+    }
+
+    /// Starts a write transaction on the writer connection, waiting for the
+    /// writers queued before it. Dropping the transaction without committing
+    /// rolls it back.
+    pub(crate) async fn write(&self) -> kith_core::Result<Transaction<'static, Sqlite>> {
+        // sqlx 0.8.6's `begin_with` is not cancellation-safe for SQLite: if
+        // its future is dropped after BEGIN ran but before it returned (it
+        // awaits a check that the statement opened a transaction), the
+        // connection goes back to the pool inside a transaction that no
+        // `Transaction` will ever roll back, and every later write fails.
+        // Run it in a task of its own so that it always completes; if our
+        // caller is gone by then, the task drops the `Transaction`, which
+        // rolls it back and returns the connection.
+        let writer = self.writer.clone();
+        tokio::spawn(async move { writer.begin_with("BEGIN IMMEDIATE").await })
+            .await
+            .map_err(kith_core::Error::storage)?
+            .map_err(db)
+    }
+
+    /// The pool to run single-statement reads on.
+    pub(crate) fn read(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+#[async_trait]
+impl kith_core::Storage for SqliteStore {
+    async fn ping(&self) -> kith_core::Result<()> {
+        if self.writer.is_closed() {
+            return Err(kith_core::Error::storage("the SQLite store is closed"));
+        }
+        sqlx::query("SELECT 1")
+            .execute(self.read())
+            .await
+            .map(drop)
+            .map_err(db)
+    }
+}
+
+/// A pool of exactly one connection that is never closed for idleness or
+/// age: the write queue of a file database, or all of an in-memory one.
+fn single_connection_pool() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A SQLite connection is a thread in this process, not a socket that
+        // can go stale; checking it before every use would only add a
+        // round-trip to that thread.
+        .test_before_acquire(false)
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| Error::Migrate(e.into()))
+}
+
+/// Whether [`SqliteStore::open`]'s argument names an in-memory database.
+fn is_memory_target(target: &str) -> bool {
+    matches!(target, ":memory:" | "sqlite::memory:" | "sqlite://:memory:")
+        || (target.starts_with("sqlite:")
+            && target
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=memory")))
+}
+
+/// Whether sqlx options name an in-memory database: `:memory:` or the
+/// `file:sqlx-in-memory-N` name sqlx gives `sqlite::memory:`.
+fn is_memory_filename(filename: &std::path::Path) -> bool {
+    filename
+        .to_str()
+        .is_some_and(|name| name == ":memory:" || name.starts_with("file:sqlx-in-memory-"))
+}
+
+/// Maps a driver error to [`kith_core::Error::Storage`].
+pub(crate) fn db(err: sqlx::Error) -> kith_core::Error {
+    kith_core::Error::storage(err)
+}
+
+/// The message of a unique-constraint violation, if `err` is one. SQLite
+/// names the violated columns in it (`UNIQUE constraint failed: t.a, t.b`).
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    err.as_database_error()
+        .filter(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+        .map(|e| e.message())
+}
+
+/// The README's embedding example, compiled and run as a doctest so that it
+/// cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -22,14 +22,19 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod accounts;
+pub mod blocks;
+pub mod follows;
 pub mod graph;
+pub mod profiles;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    Account, Argon2Hasher, Delivery, Kith, ManualClock, NewAccount, RecordingSink, Storage,
-    Timestamp, UserId,
+    Account, Argon2Hasher, Clash, Delivery, Denied, Entity, Error, Event, Kith, ManualClock,
+    NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Storage, Timestamp, UserId,
+    Visibility,
 };
 
 /// What each case runs against: a [`Kith`] over a fresh backend with a
@@ -112,6 +117,170 @@ impl Fixture {
     pub fn take_events(&self) -> Vec<Delivery> {
         self.events.take()
     }
+
+    /// Registers every name in `names` with [`Fixture::user`], in order.
+    pub async fn users<const N: usize>(&self, names: [&str; N]) -> [Account; N] {
+        let mut accounts = Vec::with_capacity(N);
+        for name in names {
+            accounts.push(self.user(name).await);
+        }
+        accounts.try_into().unwrap()
+    }
+
+    /// Deletes `account`, registered by [`Fixture::user`], and discards the
+    /// events.
+    pub async fn delete(&self, account: &Account) {
+        let password = Self::password_of(&account.username);
+        self.kith
+            .accounts()
+            .delete_account(account.id, Some(&password))
+            .await
+            .unwrap_or_else(|e| panic!("deleting {}: {e}", account.username));
+        self.events.take();
+    }
+
+    /// `follower` follows `followee`; discards the events.
+    pub async fn follow(&self, follower: UserId, followee: UserId) {
+        let result = self.kith.graph().follow(follower, followee).await;
+        result.unwrap_or_else(|e| panic!("following: {e}"));
+        self.events.take();
+    }
+
+    /// Sets the profile visibility of `user` and discards the events.
+    pub async fn set_visibility(&self, user: UserId, visibility: Visibility) {
+        self.set_profile(
+            user,
+            ProfilePatch {
+                visibility: Some(visibility),
+                ..ProfilePatch::default()
+            },
+        )
+        .await;
+    }
+
+    /// Sets the display name of `user` and discards the events.
+    pub async fn set_display_name(&self, user: UserId, name: &str) {
+        self.set_profile(
+            user,
+            ProfilePatch {
+                display_name: Some(Some(name.into())),
+                ..ProfilePatch::default()
+            },
+        )
+        .await;
+    }
+
+    async fn set_profile(&self, user: UserId, patch: ProfilePatch) {
+        self.kith
+            .accounts()
+            .update_profile(user, patch)
+            .await
+            .unwrap_or_else(|e| panic!("updating the profile of {user}: {e}"));
+        self.events.take();
+    }
+
+    /// Asserts that `result` is the refusal `expected` and that nothing was
+    /// emitted: a refused call tells nobody.
+    #[track_caller]
+    pub fn refuses<T: std::fmt::Debug>(&self, result: Result<T>, expected: Refusal) {
+        assert_eq!(refusal(result), expected);
+        self.assert_no_events();
+    }
+
+    /// Asserts that nothing was emitted since the last take.
+    #[track_caller]
+    pub fn assert_no_events(&self) {
+        let events = self.take_events();
+        assert!(events.is_empty(), "expected no events, got {events:?}");
+    }
+
+    /// Asserts that exactly one delivery was emitted since the last take:
+    /// `event` to exactly `recipients`, in that order.
+    #[track_caller]
+    pub fn assert_event(&self, event: Event, recipients: &[UserId]) {
+        assert_eq!(
+            self.take_events(),
+            vec![Delivery {
+                recipients: recipients.to_vec(),
+                event
+            }]
+        );
+    }
+}
+
+/// How a call was refused, in a form that cases compare with `assert_eq!`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// [`Error::NotFound`].
+    NotFound(Entity),
+    /// [`Error::Forbidden`].
+    Forbidden(Denied),
+    /// [`Error::Conflict`].
+    Conflict(Clash),
+    /// [`Error::InvalidInput`] naming this field.
+    Invalid(&'static str),
+    /// [`Error::InvalidCredentials`].
+    InvalidCredentials,
+    /// [`Error::Unauthenticated`].
+    Unauthenticated,
+    /// Any other error, as its debug text.
+    Other(String),
+}
+
+/// What looking up a user who does not exist, or hides behind a block, returns.
+pub const NO_USER: Refusal = Refusal::NotFound(Entity::User);
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(what) => Refusal::NotFound(what),
+            Error::Forbidden(why) => Refusal::Forbidden(why),
+            Error::Conflict(with) => Refusal::Conflict(with),
+            Error::InvalidInput { field, .. } => Refusal::Invalid(field),
+            Error::InvalidCredentials => Refusal::InvalidCredentials,
+            Error::Unauthenticated => Refusal::Unauthenticated,
+            other => Refusal::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// How `result` was refused; panics if it succeeded.
+#[track_caller]
+pub fn refusal<T: std::fmt::Debug>(result: Result<T>) -> Refusal {
+    match result {
+        Ok(value) => panic!("expected a refusal, got Ok({value:?})"),
+        Err(e) => e.into(),
+    }
+}
+
+/// Reads a whole list `limit` items at a time, following `next_cursor` until
+/// it is `None`, and returns every item in order. Fails if a page is larger
+/// than `limit` or if a page that is not the last one is short.
+pub async fn all_pages<T, Fut>(limit: u32, mut fetch: impl FnMut(Page) -> Fut) -> Vec<T>
+where
+    Fut: Future<Output = Result<Paged<T>>>,
+{
+    let mut items = Vec::new();
+    let mut page = Page::with_limit(limit);
+    for _ in 0..1000 {
+        let paged = fetch(page).await.unwrap();
+        assert!(
+            paged.items.len() <= limit as usize,
+            "page larger than its limit"
+        );
+        let Some(cursor) = paged.next_cursor else {
+            items.extend(paged.items);
+            return items;
+        };
+        assert_eq!(
+            paged.items.len(),
+            limit as usize,
+            "short page before the end"
+        );
+        items.extend(paged.items);
+        page = Page::after(cursor, Some(limit));
+    }
+    panic!("the list did not end after 1000 pages");
 }
 
 /// Expands the whole conformance suite into one `#[tokio::test]` per case.
@@ -155,9 +324,111 @@ macro_rules! __conformance_cases {
         $emit! { $factory;
             accounts {
                 register_returns_account_and_login_works,
+                register_rejects_usernames_of_bad_length,
+                register_rejects_usernames_with_other_characters,
+                register_rejects_usernames_of_only_underscores,
+                register_refuses_a_username_taken_in_any_case,
+                register_rejects_invalid_emails,
+                register_refuses_an_email_taken_in_any_case,
+                register_rejects_passwords_of_bad_length,
+                create_user_has_no_password_and_cannot_log_in,
+                create_session_opens_a_session_without_password,
+                change_password_sets_a_first_password_without_current,
+                create_user_validates_like_register,
+                create_user_allows_many_accounts_without_email,
+                login_by_username_ignores_case,
+                login_by_email_ignores_case,
+                login_with_wrong_password_is_refused,
+                login_of_unknown_user_is_refused,
+                authenticate_rejects_malformed_and_unknown_tokens,
+                logout_revokes_the_token_and_tells_the_user,
+                revoke_session_ends_that_session_only,
+                revoke_session_of_another_user_is_not_found,
+                sessions_lists_own_sessions_oldest_first,
+                change_password_with_wrong_current_changes_nothing,
+                change_password_without_current_is_invalid,
+                change_password_rejects_new_password_of_bad_length,
+                change_password_revokes_other_sessions_and_keeps_one,
+                change_password_without_keep_revokes_every_session,
+                delete_account_with_wrong_or_missing_password_changes_nothing,
+                delete_account_ends_login_sessions_and_profile,
+                delete_account_frees_username_and_email,
+                delete_account_tells_the_user_and_former_friends,
+                delete_account_removes_friendships_requests_and_follows,
+                delete_account_without_password_when_there_is_none,
+            }
+            profiles {
+                me_returns_own_account_with_email_and_profile,
+                update_profile_sets_every_field_and_tells_only_the_user,
+                update_profile_clears_fields_set_to_null,
+                update_profile_leaves_absent_fields_alone,
+                update_profile_trims_text_and_blank_clears,
+                update_profile_normalises_interests,
+                update_profile_rejects_bad_display_names,
+                update_profile_rejects_bad_bio_location_and_job,
+                update_profile_rejects_birth_dates_in_the_future_or_before_1900,
+                update_profile_rejects_urls_that_are_not_http,
+                update_profile_rejects_invalid_contact_email_and_phone,
+                update_profile_rejects_bad_interests,
+                update_profile_with_one_bad_field_changes_nothing,
+                update_profile_of_unknown_user_is_not_found,
+                public_profile_details_are_shown_to_everyone,
+                friends_profile_details_are_shown_to_friends_only,
+                private_profile_details_are_shown_to_the_owner_only,
+                blocked_users_cannot_see_each_others_profiles,
+                profile_by_username_ignores_case,
+                profile_of_unknown_or_deleted_user_is_not_found,
+                profile_details_count_friends_followers_and_following,
             }
             graph {
                 friend_request_then_accept_makes_friends,
+                graph_actions_on_oneself_are_invalid,
+                befriending_or_following_unknown_or_deleted_users_is_not_found,
+                friend_request_to_a_friend_is_a_conflict,
+                duplicate_friend_request_is_a_conflict,
+                mutual_friend_requests_accept_each_other,
+                cancel_friend_request_withdraws_it_and_tells_both,
+                cancel_without_pending_request_is_not_found,
+                accept_without_pending_request_is_not_found,
+                accepting_ones_own_request_is_not_found,
+                decline_tells_only_the_decliner,
+                decline_without_pending_request_is_not_found,
+                incoming_requests_are_listed_newest_first_in_pages,
+                outgoing_requests_are_listed_newest_first_in_pages,
+                friends_are_listed_by_username_in_pages,
+                friends_can_be_filtered_by_name,
+                friends_filter_folds_non_ascii_case,
+                friends_filter_treats_wildcards_literally,
+                lists_reject_bad_limits_and_cursors,
+                lists_of_another_user_follow_profile_visibility,
+                unfriend_ends_the_friendship_and_tells_both,
+                unfriend_of_a_non_friend_is_not_found,
+            }
+            follows {
+                follow_lists_counts_and_tells_both,
+                follow_twice_changes_nothing,
+                unfollow_tells_only_the_follower,
+                followers_and_following_are_listed_newest_first_in_pages,
+                follows_at_the_same_time_are_ordered_by_id,
+            }
+            blocks {
+                block_ends_friendship_requests_and_follows,
+                block_twice_tells_only_the_blocker_once,
+                blocked_user_cannot_befriend_follow_or_see_the_blocker,
+                blocker_cannot_befriend_follow_or_see_the_blocked_user,
+                blocked_users_cannot_see_each_others_lists,
+                blocked_users_are_listed_newest_first_in_pages,
+                unblock_allows_befriending_again_but_restores_nothing,
+                unblock_of_a_user_not_blocked_changes_nothing,
+                mutual_blocks_hold_until_both_are_lifted,
+                block_unknown_or_deleted_user_is_not_found,
+                mute_and_unmute_tell_only_the_muter,
+                mute_keeps_friendship_and_follows,
+                muted_users_are_listed_newest_first_in_pages,
+                mute_of_a_blocker_or_unknown_user_is_not_found,
+                relationship_reports_each_link,
+                relationship_with_a_blocker_or_unknown_user_is_not_found,
+                counts_are_shown_to_all_who_may_see_the_user,
             }
         }
     };
