@@ -9,8 +9,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chat::{Conversation, Member, MemberRole, Message, ReactionKind};
 use crate::clock::Timestamp;
-use crate::ids::{FriendRequestId, SessionId, UserId};
+use crate::ids::{ConversationId, FriendRequestId, SessionId, UserId};
 use crate::model::{FriendRequest, Friendship};
 
 /// A change someone should see live. Serialised with a `type` tag.
@@ -112,6 +113,96 @@ pub enum Event {
         /// The revoked sessions.
         sessions: Vec<SessionId>,
     },
+    /// A conversation was created. Recipients: its members.
+    ConversationCreated {
+        /// The new conversation.
+        conversation: Conversation,
+        /// Its members.
+        members: Vec<Member>,
+    },
+    /// Members were added to a group. Recipients: every member, old and new.
+    MembersAdded {
+        /// The group.
+        conversation_id: ConversationId,
+        /// The new members.
+        members: Vec<Member>,
+        /// Who added them.
+        by: UserId,
+        /// The conversation version of this change.
+        version: u64,
+    },
+    /// A member left or was removed. Recipients: the members before the
+    /// change, including the one who left.
+    MemberRemoved {
+        /// The group.
+        conversation_id: ConversationId,
+        /// Who is gone.
+        user_id: UserId,
+        /// Who removed them (themselves when leaving).
+        by: UserId,
+        /// The member made admin because the last admin left, if any.
+        promoted: Option<UserId>,
+        /// The conversation version of this change.
+        version: u64,
+    },
+    /// A member's role changed. Recipients: the members.
+    MemberRoleChanged {
+        /// The group.
+        conversation_id: ConversationId,
+        /// Whose role.
+        user_id: UserId,
+        /// The new role.
+        role: MemberRole,
+        /// Who changed it.
+        by: UserId,
+        /// The conversation version of this change.
+        version: u64,
+    },
+    /// A group was renamed. Recipients: the members.
+    ConversationRenamed {
+        /// The group.
+        conversation_id: ConversationId,
+        /// The new title.
+        title: String,
+        /// Who renamed it.
+        by: UserId,
+        /// The conversation version of this change.
+        version: u64,
+    },
+    /// A message was sent. Recipients: the members, the sender included.
+    MessageCreated {
+        /// The message, with its `seq` and `version`.
+        message: Message,
+    },
+    /// A message was edited. Recipients: the members.
+    MessageEdited {
+        /// The message now.
+        message: Message,
+    },
+    /// A message was deleted; it is now a tombstone. Recipients: the members.
+    MessageDeleted {
+        /// The tombstone.
+        message: Message,
+    },
+    /// A reaction was set, replaced or removed. Recipients: the members.
+    ReactionChanged {
+        /// The message with its reactions now.
+        message: Message,
+        /// Who reacted.
+        user_id: UserId,
+        /// The reaction now (`None`: removed).
+        kind: Option<ReactionKind>,
+    },
+    /// A member's read position moved forward (a read receipt). Recipients:
+    /// the members.
+    ReadUpdated {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who read.
+        user_id: UserId,
+        /// The newest message they have read.
+        last_read_seq: u64,
+    },
     /// An account was deleted. Recipients: the account (to close its
     /// connections) and its former friends.
     AccountDeleted {
@@ -132,11 +223,20 @@ pub struct Delivery {
 impl Delivery {
     /// A delivery to `recipients`, de-duplicated with their order kept.
     pub fn new(event: Event, recipients: impl IntoIterator<Item = UserId>) -> Self {
-        let mut list: Vec<UserId> = Vec::new();
-        for r in recipients {
-            if !list.contains(&r) {
-                list.push(r);
+        let mut list: Vec<UserId> = recipients.into_iter().collect();
+        if list.len() <= 16 {
+            let mut kept = 0;
+            for i in 0..list.len() {
+                if !list[..kept].contains(&list[i]) {
+                    list[kept] = list[i];
+                    kept += 1;
+                }
             }
+            list.truncate(kept);
+        } else {
+            // Large groups: linear time instead of quadratic.
+            let mut seen = std::collections::HashSet::with_capacity(list.len());
+            list.retain(|r| seen.insert(*r));
         }
         Self {
             recipients: list,
@@ -203,6 +303,18 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "blocked");
         assert_eq!(v["blocker"], "1");
+    }
+
+    #[test]
+    fn large_deliveries_deduplicate_recipients_in_order() {
+        let ids: Vec<UserId> = (0..40).chain(0..40).map(UserId::new).collect();
+        let d = Delivery::new(
+            Event::ProfileUpdated {
+                user_id: UserId::new(1),
+            },
+            ids,
+        );
+        assert_eq!(d.recipients, (0..40).map(UserId::new).collect::<Vec<_>>());
     }
 
     #[test]

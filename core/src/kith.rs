@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
+use crate::chat::{Chat, DirectMessages, Lanes, RateLimiter, SendRate};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
@@ -11,13 +12,34 @@ use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::storage::Storage;
 
 /// Library settings. Start from [`Config::default`] and change fields.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Config {}
+pub struct Config {
+    /// Who may open direct conversations: anyone (default) or friends only.
+    pub direct_messages: DirectMessages,
+    /// The per-user send rate limit; `None` switches it off.
+    pub send_rate: Option<SendRate>,
+    /// The largest group, creator included (default 10,000).
+    pub max_group_members: usize,
+    /// The longest message body in characters (default 4,000).
+    pub max_message_chars: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            direct_messages: DirectMessages::Anyone,
+            send_rate: Some(SendRate::default()),
+            max_group_members: 10_000,
+            max_message_chars: 4_000,
+        }
+    }
+}
 
 /// The handle an application holds: cheap to clone, safe to share.
 ///
-/// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`]. Every call
+/// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
+/// [`Kith::chat`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -32,6 +54,8 @@ pub(crate) struct Inner {
     pub ids: Arc<dyn IdGenerator>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub config: Config,
+    pub lanes: Lanes,
+    pub rate: RateLimiter,
 }
 
 impl Inner {
@@ -68,9 +92,19 @@ impl Kith {
         Graph { kith: &self.inner }
     }
 
+    /// Conversations, messages, reactions and read state.
+    pub fn chat(&self) -> Chat<'_> {
+        Chat { kith: &self.inner }
+    }
+
     /// The storage backend, for health checks and tools.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// The current time on Kith's clock.
+    pub fn now(&self) -> crate::Timestamp {
+        self.inner.clock.now()
     }
 
     /// The configuration in force.
@@ -136,6 +170,8 @@ impl KithBuilder {
                     .hasher
                     .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
                 config: self.config,
+                lanes: Lanes::default(),
+                rate: RateLimiter::default(),
             }),
         }
     }

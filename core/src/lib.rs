@@ -9,7 +9,7 @@
 //! ## Layout
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
-//!   ([`Accounts`]) and [`Kith::graph`] ([`Graph`]).
+//!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]) and [`Kith::chat`] ([`Chat`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`privacy`]: who may see what ([`privacy::Role`]).
@@ -41,6 +41,7 @@
 //! ```
 
 pub mod accounts;
+pub mod chat;
 pub mod clock;
 pub mod error;
 pub mod events;
@@ -58,16 +59,26 @@ pub mod validate;
 pub mod testkit;
 
 pub use accounts::{Accounts, ChangePassword, NewAccount, NewUser, ProfilePatch};
+pub use chat::{
+    Change, ChangeSet, Chat, Conversation, ConversationKind, ConversationSummary, DirectMessages,
+    History, HistoryPage, Member, MemberRole, Message, MessageReaction, NewGroup, NewMessage,
+    ReactionKind, ReadState, SendRate, UnreadCounts,
+};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::Graph;
-pub use ids::{FriendRequestId, IdGenerator, SessionId, TimeOrderedIds, UserId};
+pub use ids::{
+    ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
+};
 pub use kith::{Config, Kith, KithBuilder};
 pub use model::*;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
-pub use storage::{AccountStore, GraphStore, RequestDirection, Storage};
+pub use storage::{
+    AccountStore, Appended, ChatStore, GraphStore, NewMessageRecord, RequestDirection, SeqRange,
+    Storage, Updated,
+};
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].
 pub use time::Date;

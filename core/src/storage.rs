@@ -18,13 +18,17 @@
 
 use async_trait::async_trait;
 
+use crate::chat::{
+    Change, Conversation, ConversationSummary, Member, MemberRole, Message, ReactionKind,
+    UnreadCounts,
+};
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::ids::{SessionId, UserId};
+use crate::ids::{ConversationId, MessageId, SessionId, UserId};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
 };
-use crate::page::{IdKey, NameKey, SinceKey, Window};
+use crate::page::{ActivityKey, IdKey, NameKey, SinceKey, Window};
 
 /// Accounts, profiles and sessions.
 #[async_trait]
@@ -198,9 +202,209 @@ pub trait GraphStore: Send + Sync {
     async fn mutes(&self, user: UserId, window: Window<SinceKey>) -> Result<Vec<Peer>>;
 }
 
+/// The window of messages to read, by `seq`. Results are always in ascending
+/// `seq` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqRange {
+    /// The newest `limit` messages.
+    Latest {
+        /// How many.
+        limit: u32,
+    },
+    /// The `limit` messages right before `seq` (exclusive).
+    Before {
+        /// The bound.
+        seq: u64,
+        /// How many.
+        limit: u32,
+    },
+    /// The `limit` messages right after `seq` (exclusive).
+    After {
+        /// The bound.
+        seq: u64,
+        /// How many.
+        limit: u32,
+    },
+}
+
+/// A message to append, as Kith prepared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessageRecord {
+    /// The new message's id.
+    pub id: MessageId,
+    /// Where it goes.
+    pub conversation_id: ConversationId,
+    /// Who sends it.
+    pub sender: UserId,
+    /// The sender's idempotency key.
+    pub client_id: String,
+    /// The validated text.
+    pub body: String,
+    /// The message it replies to (checked to exist in the conversation).
+    pub reply_to: Option<MessageId>,
+    /// When it is sent.
+    pub created_at: Timestamp,
+}
+
+/// What [`ChatStore::append_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The message was stored with the next `seq` and `version`.
+    Created(Message),
+    /// The sender had already used this `client_id`; this is that message
+    /// (possibly in another conversation) and nothing changed.
+    Existing(Message),
+}
+
+/// The result of a change to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    /// The message as it is now.
+    pub message: Message,
+    /// Whether anything changed (and a new version was assigned).
+    pub changed: bool,
+}
+
+/// Conversations, members, messages, reactions and read state.
+///
+/// Every change to a conversation (message, edit, delete, reaction,
+/// membership change, rename) takes the conversation's next `version` in the
+/// same transaction that makes it; a new message also takes the next `seq`.
+/// Both are gap-free, starting at 1. Read positions do not take versions.
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// Stores a new conversation (with `last_seq` and `version` 0) and its
+    /// first members.
+    ///
+    /// # Errors
+    /// [`Clash::DirectExists`](crate::Clash::DirectExists) if `conversation`
+    /// is direct and the two members already have a direct conversation.
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+    ) -> Result<()>;
+
+    /// The direct conversation between `a` and `b` (in either order).
+    async fn direct_conversation(&self, a: UserId, b: UserId) -> Result<Option<Conversation>>;
+
+    /// A conversation by id.
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>>;
+
+    /// The current members, ordered by user id.
+    async fn members(&self, id: ConversationId) -> Result<Vec<Member>>;
+
+    /// One current member.
+    async fn member(&self, id: ConversationId, user: UserId) -> Result<Option<Member>>;
+
+    /// Atomically adds `members` (none of them current members; former
+    /// members are re-added with the given role, join time and read
+    /// position) under one new version, which it returns.
+    async fn add_members(&self, id: ConversationId, members: &[Member]) -> Result<u64>;
+
+    /// Atomically removes a current member under a new version and, if
+    /// `promote` is given, makes that current member an admin under the same
+    /// version. Returns the version, or `None` with nothing changed if `user`
+    /// is not a current member.
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        promote: Option<UserId>,
+    ) -> Result<Option<u64>>;
+
+    /// Sets a current member's role under a new version; `None` with nothing
+    /// changed if `user` is not a current member.
+    async fn set_role(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        role: MemberRole,
+    ) -> Result<Option<u64>>;
+
+    /// Sets the title under a new version, which it returns.
+    async fn rename(&self, id: ConversationId, title: &str) -> Result<u64>;
+
+    /// Atomically appends a message: if the sender already has a message
+    /// with this `client_id`, returns it as [`Appended::Existing`] and changes
+    /// nothing. Otherwise, if the sender is a current member, stores the
+    /// message with the next `seq` and `version`, sets the conversation's
+    /// `last_seq`, `version` and `last_activity` (to `created_at`) and the
+    /// sender's `last_read_seq` to the new `seq`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound)
+    /// ([`Entity::Conversation`](crate::Entity::Conversation)) if the sender
+    /// is not a current member; nothing is stored then.
+    async fn append_message(&self, message: &NewMessageRecord) -> Result<Appended>;
+
+    /// A message of the conversation, deleted or not.
+    async fn message(&self, id: ConversationId, message: MessageId) -> Result<Option<Message>>;
+
+    /// Replaces the body of a message that is not deleted, sets `edited_at`,
+    /// under a new version. `None` if there is no such message or it is deleted.
+    async fn edit_message(
+        &self,
+        id: ConversationId,
+        message: MessageId,
+        body: &str,
+        at: Timestamp,
+    ) -> Result<Option<Message>>;
+
+    /// Deletes a message, leaving a tombstone with its `seq`: the body and
+    /// reactions are removed and `deleted_at` set, under a new version. An
+    /// already deleted message is returned unchanged. `None` if there is no
+    /// such message.
+    async fn delete_message(
+        &self,
+        id: ConversationId,
+        message: MessageId,
+        at: Timestamp,
+    ) -> Result<Option<Updated>>;
+
+    /// Sets (`Some`) or removes (`None`) `user`'s reaction to a message that
+    /// is not deleted, under a new version if that changes anything. `None`
+    /// if there is no such message or it is deleted.
+    async fn set_reaction(
+        &self,
+        id: ConversationId,
+        message: MessageId,
+        user: UserId,
+        kind: Option<ReactionKind>,
+    ) -> Result<Option<Updated>>;
+
+    /// Messages of the conversation in `range`, ascending by `seq`.
+    async fn messages(&self, id: ConversationId, range: SeqRange) -> Result<Vec<Message>>;
+
+    /// Raises a current member's `last_read_seq` to `seq` if it is lower
+    /// (never lowers it). Returns the position now, or `None` if `user` is
+    /// not a current member.
+    async fn mark_read(&self, id: ConversationId, user: UserId, seq: u64) -> Result<Option<u64>>;
+
+    /// The conversations `user` is a current member of, ordered by
+    /// `last_activity` descending, then id descending; the window's key is
+    /// that pair.
+    async fn conversations(
+        &self,
+        user: UserId,
+        window: Window<ActivityKey>,
+    ) -> Result<Vec<ConversationSummary>>;
+
+    /// The unread counts of `user` over the conversations they are a current
+    /// member of.
+    async fn unread_counts(&self, user: UserId) -> Result<UnreadCounts>;
+
+    /// The changes with versions in `(since, until]`, in version order, each
+    /// in its current state: messages whose latest change is in the range,
+    /// members (current or former) whose latest membership change is in the
+    /// range (ordered by user id within a version), and the title if it was
+    /// last set in the range.
+    async fn changes(&self, id: ConversationId, since: u64, until: u64) -> Result<Vec<Change>>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
-pub trait Storage: AccountStore + GraphStore + Send + Sync + 'static {
+pub trait Storage: AccountStore + GraphStore + ChatStore + Send + Sync + 'static {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;
 }

@@ -32,10 +32,13 @@
 //!   profiles, sessions.
 //! - `graph.rs`: [`GraphStore`](kith_core::GraphStore): friend requests,
 //!   friendships, follows, blocks, mutes.
+//! - `chat.rs`: [`ChatStore`](kith_core::ChatStore): conversations, members,
+//!   messages, reactions, read positions, changes since a version.
 //! - `rows.rs`: the private row structs and the conversions between SQL
 //!   values and Kith's domain types.
 //! - `migrations/`: the schema, embedded with `sqlx::migrate!()` and applied
-//!   on open. `0001_accounts_and_graph.sql` documents every table and index.
+//!   on open, each file documenting its tables and indexes:
+//!   `0001_accounts_and_graph.sql` and `0002_chat.sql`.
 //!
 //! Trait methods return [`kith_core::Error`]: driver failures become
 //! [`kith_core::Error::Storage`] and unique-constraint collisions the
@@ -54,6 +57,25 @@
 //! every list (friends by name, followers/following/blocks/mutes by
 //! `(since, id)`, requests by id) is one ordered index range with keyset
 //! pagination, never a sort.
+//!
+//! Chat keeps a row per conversation holding its counters (`last_seq`,
+//! `version`, `last_activity`) and, for a direct conversation, its pair of
+//! users under a unique index (one direct conversation per pair). Members
+//! who leave keep their row, marked with the version they left at, so that
+//! changes after a version can report departures; every member row carries
+//! the version of its latest membership change. Messages are never deleted:
+//! a deleted message is a tombstone with its `seq` and no body, so seqs
+//! never get holes (deleting an account leaves its messages too). History
+//! pages (by `(conversation, seq)`), changes (by `(conversation, version)`),
+//! members, unread counts and idempotent sends (by `(sender, client_id)`)
+//! are index ranges or lookups without a sort. A message's reactions are
+//! aggregated into JSON by a subquery of the statement that reads the
+//! message, so a page of messages is one statement. The conversation list
+//! is the one exception to "no sort": it walks the user's memberships and
+//! keeps the `limit` most recently active, because the alternative, a copy
+//! of `last_activity` in every member row, would make each message in a
+//! large group rewrite one index entry per member on the single writer
+//! (the migration explains the trade-off).
 //!
 //! ## Connections
 //! Every connection runs with `foreign_keys=ON` and a `busy_timeout`. A file
@@ -78,15 +100,21 @@
 //! reports success only after its `COMMIT`. Operations the traits call
 //! atomic (accepting a friend request, changing a password, deleting an
 //! account, blocking) are each one such transaction. Chat fits the same
-//! shape: appending a message and assigning its gap-free `seq` is one write
-//! transaction, race-free because write transactions never overlap, and
-//! acknowledged only once committed; a queue in front of the one writer is
-//! also where several appends could later share one commit. (Publishing
-//! events in `seq` order stays Kith's job: storage returns after the commit.)
+//! shape: every change to a conversation takes its next gap-free `version`
+//! (and a message its next `seq`) with an `UPDATE ... RETURNING` inside the
+//! transaction that makes the change, after re-checking there that the
+//! change is still allowed (the sender is still a member, the message not
+//! deleted). That is race-free because write transactions never overlap,
+//! and a message is acknowledged only once committed; a queue in front of
+//! the one writer is also where several appends could later share one
+//! commit. (Publishing events in `seq` order stays Kith's job: storage
+//! returns after the commit.)
 //!
 //! Reads use a **separate pool of four read-only connections**
 //! and never wait for the writer. Each list or lookup is a single statement,
-//! so it reads one consistent snapshot.
+//! so it reads one consistent snapshot; the one read made of several
+//! statements, the changes to a conversation after a version, runs them in
+//! one read transaction for the same reason.
 //!
 //! An **in-memory** database lives in its connection, so
 //! [`SqliteStore::memory`] uses a single connection for reads and writes
@@ -104,6 +132,7 @@ use sqlx::sqlite::{Sqlite, SqliteJournalMode, SqlitePool, SqlitePoolOptions, Sql
 use sqlx::Transaction;
 
 mod accounts;
+mod chat;
 mod graph;
 mod rows;
 

@@ -4,11 +4,15 @@
 //! Ids travel as `i64` (`as` casts both ways, which round-trip every `u64`
 //! bit for bit; Kith's ids are below 2^63 so they also sort correctly),
 //! timestamps as `i64` milliseconds, dates as `YYYY-MM-DD` text, interests
-//! as a JSON array.
+//! as a JSON array. Chat's `seq`s, versions and read positions are `i64`
+//! counters that start at 0; a message's reactions come as a JSON array of
+//! `[user_id, kind]` pairs aggregated by the query that reads the message.
 
 use kith_core::{
-    Account, AccountRecord, ContactInfo, Error, FriendRequest, FriendRequestEntry, FriendRequestId,
-    Peer, Profile, Result, Session, SessionId, Timestamp, User, UserId, Visibility,
+    Account, AccountRecord, ContactInfo, Conversation, ConversationId, ConversationKind, Error,
+    FriendRequest, FriendRequestEntry, FriendRequestId, Member, MemberRole, Message, MessageId,
+    MessageReaction, Peer, Profile, ReactionKind, Result, Session, SessionId, Timestamp, User,
+    UserId, Visibility,
 };
 use time::{Date, Month};
 
@@ -27,6 +31,18 @@ pub(crate) fn raw_id(sql: i64) -> u64 {
 /// nothing (`i64::MAX` is, in practice, above every id).
 pub(crate) fn cursor_id(raw: u64) -> i64 {
     i64::try_from(raw).unwrap_or(i64::MAX)
+}
+
+/// A `seq`, version or read position as SQLite stores it. Kith's counters
+/// grow by one per change, so they never come near 2^63.
+pub(crate) fn sql_count(raw: u64) -> i64 {
+    raw as i64
+}
+
+/// A `seq`, version or read position read back from SQLite (never negative:
+/// the schema checks it).
+pub(crate) fn raw_count(sql: i64) -> u64 {
+    sql as u64
 }
 
 /// A `LIMIT` value.
@@ -252,6 +268,185 @@ impl From<RequestEntryRow> for FriendRequestEntry {
     }
 }
 
+/// A conversation: `id, kind, title, created_by, created_at, last_seq,
+/// version, last_activity`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConversationRow {
+    id: i64,
+    kind: String,
+    title: Option<String>,
+    created_by: i64,
+    created_at: i64,
+    last_seq: i64,
+    version: i64,
+    last_activity: i64,
+}
+
+impl TryFrom<ConversationRow> for Conversation {
+    type Error = Error;
+
+    fn try_from(row: ConversationRow) -> Result<Self> {
+        Ok(Conversation {
+            id: ConversationId::new(raw_id(row.id)),
+            kind: ConversationKind::parse(&row.kind)
+                .ok_or_else(|| corrupt("conversation kind", &row.kind))?,
+            title: row.title,
+            created_by: UserId::new(raw_id(row.created_by)),
+            created_at: Timestamp::from_millis(row.created_at),
+            last_seq: raw_count(row.last_seq),
+            version: raw_count(row.version),
+            last_activity: Timestamp::from_millis(row.last_activity),
+        })
+    }
+}
+
+/// A member: `user_id, role, joined_at, last_read_seq`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    user_id: i64,
+    role: String,
+    joined_at: i64,
+    last_read_seq: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = Error;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        Ok(Member {
+            user_id: UserId::new(raw_id(row.user_id)),
+            role: MemberRole::parse(&row.role).ok_or_else(|| corrupt("member role", &row.role))?,
+            joined_at: Timestamp::from_millis(row.joined_at),
+            last_read_seq: raw_count(row.last_read_seq),
+        })
+    }
+}
+
+/// A membership change: the member's columns, `has_left` and `version`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberChangeRow {
+    #[sqlx(flatten)]
+    pub member: MemberRow,
+    pub has_left: bool,
+    pub version: i64,
+}
+
+/// A message as selected by `crate::chat::message_columns!`: its columns and
+/// `reactions`, the JSON array of its `[user_id, kind]` pairs.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: i64,
+    conversation_id: i64,
+    seq: i64,
+    version: i64,
+    sender_id: i64,
+    client_id: String,
+    body: Option<String>,
+    reply_to: Option<i64>,
+    created_at: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+    reactions: String,
+}
+
+/// Decodes a message's aggregated reactions, ordered by user id. The order
+/// is restored here because SQL does not promise that an aggregate sees its
+/// rows in index order.
+fn reactions_from_sql(json: &str) -> Result<Vec<MessageReaction>> {
+    if json == "[]" {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<(i64, String)> =
+        serde_json::from_str(json).map_err(|e| corrupt("reactions", e))?;
+    let mut reactions = pairs
+        .into_iter()
+        .map(|(user, kind)| {
+            Ok(MessageReaction {
+                user_id: UserId::new(raw_id(user)),
+                kind: ReactionKind::parse(&kind).ok_or_else(|| corrupt("reaction kind", &kind))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    reactions.sort_by_key(|r| r.user_id);
+    Ok(reactions)
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = Error;
+
+    fn try_from(row: MessageRow) -> Result<Self> {
+        Ok(Message {
+            id: MessageId::new(raw_id(row.id)),
+            conversation_id: ConversationId::new(raw_id(row.conversation_id)),
+            seq: raw_count(row.seq),
+            version: raw_count(row.version),
+            sender: UserId::new(raw_id(row.sender_id)),
+            client_id: row.client_id,
+            body: row.body,
+            reply_to: row.reply_to.map(|id| MessageId::new(raw_id(id))),
+            reactions: reactions_from_sql(&row.reactions)?,
+            created_at: Timestamp::from_millis(row.created_at),
+            edited_at: row.edited_at.map(Timestamp::from_millis),
+            deleted_at: row.deleted_at.map(Timestamp::from_millis),
+        })
+    }
+}
+
+/// The newest message of a conversation in its list entry: the columns of
+/// [`MessageRow`] prefixed with `m_`, all NULL when there is no message yet.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LastMessageRow {
+    m_id: Option<i64>,
+    m_conversation_id: Option<i64>,
+    m_seq: Option<i64>,
+    m_version: Option<i64>,
+    m_sender_id: Option<i64>,
+    m_client_id: Option<String>,
+    m_body: Option<String>,
+    m_reply_to: Option<i64>,
+    m_created_at: Option<i64>,
+    m_edited_at: Option<i64>,
+    m_deleted_at: Option<i64>,
+    m_reactions: Option<String>,
+}
+
+impl TryFrom<LastMessageRow> for Option<Message> {
+    type Error = Error;
+
+    fn try_from(row: LastMessageRow) -> Result<Self> {
+        let Some(id) = row.m_id else {
+            return Ok(None);
+        };
+        let missing = || corrupt("last message", "a NOT NULL column is NULL");
+        Message::try_from(MessageRow {
+            id,
+            conversation_id: row.m_conversation_id.ok_or_else(missing)?,
+            seq: row.m_seq.ok_or_else(missing)?,
+            version: row.m_version.ok_or_else(missing)?,
+            sender_id: row.m_sender_id.ok_or_else(missing)?,
+            client_id: row.m_client_id.ok_or_else(missing)?,
+            body: row.m_body,
+            reply_to: row.m_reply_to,
+            created_at: row.m_created_at.ok_or_else(missing)?,
+            edited_at: row.m_edited_at,
+            deleted_at: row.m_deleted_at,
+            reactions: row.m_reactions.ok_or_else(missing)?,
+        })
+        .map(Some)
+    }
+}
+
+/// An entry of a user's conversation list: the conversation, the user's
+/// read position and the newest message.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    #[sqlx(flatten)]
+    pub conversation: ConversationRow,
+    pub last_read_seq: i64,
+    #[sqlx(flatten)]
+    pub last_message: LastMessageRow,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +469,19 @@ mod tests {
         );
         assert!(date_from_sql("2001-02-30").is_err());
         assert!(date_from_sql("yesterday").is_err());
+    }
+
+    #[test]
+    fn reactions_decode_in_user_order_and_reject_unknown_kinds() {
+        assert!(reactions_from_sql("[]").unwrap().is_empty());
+        let reactions = reactions_from_sql(r#"[[7,"wow"],[3,"like"]]"#).unwrap();
+        let decoded: Vec<(u64, ReactionKind)> = reactions
+            .iter()
+            .map(|r| (r.user_id.get(), r.kind))
+            .collect();
+        assert_eq!(decoded, [(3, ReactionKind::Like), (7, ReactionKind::Wow)]);
+        assert!(reactions_from_sql(r#"[[3,"meh"]]"#).is_err());
+        assert!(reactions_from_sql("not json").is_err());
     }
 
     #[test]

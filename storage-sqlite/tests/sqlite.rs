@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use kith_core::page::{SinceKey, Window};
 use kith_core::{
-    Account, AccountRecord, AccountStore, Argon2Hasher, Clash, Error, GraphStore, Kith, NewAccount,
-    Page, Profile, Storage, Timestamp, UserId,
+    Account, AccountRecord, AccountStore, Argon2Hasher, ChatStore, Clash, Config, Conversation,
+    ConversationId, ConversationKind, Error, Event, GraphStore, History, Kith, Member, MemberRole,
+    Message, NewAccount, NewGroup, NewMessage, Page, Profile, ReactionKind, RecordingSink, Storage,
+    Timestamp, UserId,
 };
 use kith_sqlite::{SqliteConnectOptions, SqliteStore};
 use sqlx::ConnectOptions;
@@ -22,6 +24,42 @@ fn kith(store: &SqliteStore) -> Kith {
     Kith::builder(Arc::new(store.clone()))
         .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
         .build()
+}
+
+/// A [`Kith`] over `store` without the send rate limit, publishing to `sink`.
+fn chat_kith(store: &SqliteStore, sink: Arc<RecordingSink>) -> Kith {
+    let mut config = Config::default();
+    config.send_rate = None;
+    Kith::builder(Arc::new(store.clone()))
+        .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+        .sink(sink)
+        .config(config)
+        .build()
+}
+
+fn text(client_id: &str, body: &str) -> NewMessage {
+    NewMessage {
+        client_id: client_id.into(),
+        body: body.into(),
+        reply_to: None,
+    }
+}
+
+/// The whole history of a conversation, read 100 messages at a time.
+async fn full_history(kith: &Kith, reader: UserId, id: ConversationId) -> Vec<Message> {
+    let mut messages: Vec<Message> = Vec::new();
+    loop {
+        let after = messages.last().map_or(0, |m| m.seq);
+        let page = kith
+            .chat()
+            .history(reader, id, History::After(after), Some(100))
+            .await
+            .unwrap();
+        messages.extend(page.messages);
+        if !page.more {
+            return messages;
+        }
+    }
 }
 
 async fn register(kith: &Kith, username: &str) -> Account {
@@ -127,7 +165,7 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true)]);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
          ORDER BY name",
@@ -140,9 +178,13 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
         [
             "accounts",
             "blocks",
+            "conversation_members",
+            "conversations",
             "follows",
             "friend_requests",
             "friendships",
+            "message_reactions",
+            "messages",
             "mutes",
             "sessions"
         ]
@@ -466,4 +508,320 @@ async fn ping_reports_a_closed_store() {
     assert!(matches!(store.ping().await, Err(Error::Storage(_))));
     let write = store.insert_account(&record(1, "alice", None)).await;
     assert!(matches!(write, Err(Error::Storage(_))));
+}
+
+/// Many tasks sending into one conversation at once (on several threads)
+/// get the seqs 1..=N without a gap or a duplicate, each task's messages in
+/// the order it sent them, and never see "database is locked"; the events
+/// reach the sink in seq order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_take_gap_free_seqs() {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let sink = Arc::new(RecordingSink::new());
+    let kith = chat_kith(&store, sink.clone());
+    let mut users = Vec::new();
+    for t in 0..TASKS {
+        users.push(register(&kith, &format!("user_{t}")).await.id);
+    }
+    let group = kith
+        .chat()
+        .create_group(
+            users[0],
+            NewGroup {
+                title: "everyone".into(),
+                members: users.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    sink.take();
+
+    let mut tasks = Vec::new();
+    for (t, &user) in users.iter().enumerate() {
+        let kith = kith.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..PER_TASK {
+                let message = kith
+                    .chat()
+                    .send(
+                        user,
+                        group.id,
+                        text(&format!("t{t}-{n}"), &format!("{n} from {t}")),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("task {t}, message {n}: {e}"));
+                seqs.push(message.seq);
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let mine = task.await.unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        seqs.extend(mine);
+    }
+    let n = (TASKS * PER_TASK) as u64;
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+
+    let conversation = kith.chat().conversation(users[0], group.id).await.unwrap();
+    assert_eq!((conversation.last_seq, conversation.version), (n, n));
+    let history = full_history(&kith, users[0], group.id).await;
+    let stored: Vec<(u64, u64)> = history.iter().map(|m| (m.seq, m.version)).collect();
+    assert_eq!(stored, (1..=n).map(|s| (s, s)).collect::<Vec<_>>());
+    let published: Vec<u64> = sink
+        .take()
+        .into_iter()
+        .map(|delivery| match delivery.event {
+            Event::MessageCreated { message } => message.seq,
+            other => panic!("unexpected event {other:?}"),
+        })
+        .collect();
+    assert_eq!(published, (1..=n).collect::<Vec<_>>());
+    // Each sender has read up to their own last message.
+    for &user in &users {
+        let last_own = history.iter().rev().find(|m| m.sender == user).unwrap().seq;
+        let unread = kith.chat().unread(user).await.unwrap();
+        assert_eq!(unread.total, n - last_own);
+    }
+    store.close().await;
+}
+
+/// Sends cancelled at any point either happen entirely or not at all: the
+/// seqs stay gap-free and the writer connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_sends_leave_no_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db_path(&dir)).await.unwrap();
+    let kith = chat_kith(&store, Arc::new(RecordingSink::new()));
+    let alice = register(&kith, "alice").await;
+    let group = kith
+        .chat()
+        .create_group(
+            alice.id,
+            NewGroup {
+                title: "notes".into(),
+                members: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let chat = kith.chat();
+    for n in 0..40u64 {
+        let message = text(&format!("m{n}"), "hello");
+        let send = chat.send(alice.id, group.id, message);
+        let _ = tokio::time::timeout(Duration::from_micros(25 * n), send).await;
+    }
+    let last = tokio::time::timeout(
+        Duration::from_secs(10),
+        kith.chat()
+            .send(alice.id, group.id, text("after", "still here")),
+    )
+    .await
+    .expect("the writer connection was left busy")
+    .unwrap();
+    let history = full_history(&kith, alice.id, group.id).await;
+    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=last.seq).collect::<Vec<_>>());
+    let conversation = kith.chat().conversation(alice.id, group.id).await.unwrap();
+    assert_eq!(conversation.last_seq, last.seq);
+    assert_eq!(conversation.version, last.seq);
+    // Retrying every send is safe: the stored ones come back unchanged, the
+    // lost ones are stored now, still without a gap.
+    for n in 0..40u64 {
+        let id = format!("m{n}");
+        let stored = history.iter().find(|m| m.client_id == id);
+        let sent = kith
+            .chat()
+            .send(alice.id, group.id, text(&id, "hello"))
+            .await
+            .unwrap();
+        if let Some(stored) = stored {
+            assert_eq!(&sent, stored);
+        }
+    }
+    let history = full_history(&kith, alice.id, group.id).await;
+    assert_eq!(history.len(), 41);
+    let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=41).collect::<Vec<_>>());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn chat_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let (alice, bob, group, direct, before) = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let kith = chat_kith(&store, Arc::new(RecordingSink::new()));
+        let chat = kith.chat();
+        let alice = register(&kith, "alice").await.id;
+        let bob = register(&kith, "bob").await.id;
+        let direct = chat.open_direct(alice, bob).await.unwrap();
+        chat.send(bob, direct.id, text("d1", "hi alice"))
+            .await
+            .unwrap();
+        let group = chat
+            .create_group(
+                alice,
+                NewGroup {
+                    title: "Team".into(),
+                    members: vec![bob],
+                },
+            )
+            .await
+            .unwrap();
+        let first = chat
+            .send(alice, group.id, text("g1", "first"))
+            .await
+            .unwrap();
+        let mut reply = text("g2", "a reply");
+        reply.reply_to = Some(first.id);
+        let second = chat.send(bob, group.id, reply).await.unwrap();
+        chat.send(alice, group.id, text("g3", "third"))
+            .await
+            .unwrap();
+        chat.edit(alice, group.id, first.id, "first, edited")
+            .await
+            .unwrap();
+        chat.react(bob, group.id, first.id, Some(ReactionKind::Love))
+            .await
+            .unwrap();
+        chat.react(alice, group.id, first.id, Some(ReactionKind::Like))
+            .await
+            .unwrap();
+        chat.delete(bob, group.id, second.id).await.unwrap();
+        chat.rename(alice, group.id, "Team B").await.unwrap();
+        chat.mark_read(bob, group.id, 1).await.unwrap();
+        let before = snapshot(&kith, bob, group.id).await;
+        store.close().await;
+        (alice, bob, group, direct, before)
+    };
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let kith = chat_kith(&store, Arc::new(RecordingSink::new()));
+    assert_eq!(snapshot(&kith, bob, group.id).await, before);
+    let (history, ..) = &before;
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0].body.as_deref(), Some("first, edited"));
+    let reactions: Vec<(UserId, ReactionKind)> = history[0]
+        .reactions
+        .iter()
+        .map(|r| (r.user_id, r.kind))
+        .collect();
+    let mut expected = vec![(alice, ReactionKind::Like), (bob, ReactionKind::Love)];
+    expected.sort();
+    assert_eq!(reactions, expected);
+    assert_eq!(history[1].body, None);
+    assert!(history[1].deleted_at.is_some());
+    // The direct conversation is still the pair's one.
+    assert_eq!(
+        kith.chat().open_direct(bob, alice).await.unwrap().id,
+        direct.id
+    );
+    // Sending resumes at the next seq; a retried send finds its message.
+    let next = kith
+        .chat()
+        .send(bob, group.id, text("g4", "back again"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 4);
+    let retried = kith
+        .chat()
+        .send(alice, group.id, text("g3", "third"))
+        .await
+        .unwrap();
+    assert_eq!(retried, history[2]);
+    store.close().await;
+}
+
+/// What a member sees of a conversation: history, changes since 0,
+/// conversation list and unread counts.
+async fn snapshot(
+    kith: &Kith,
+    reader: UserId,
+    id: ConversationId,
+) -> (
+    Vec<Message>,
+    kith_core::ChangeSet,
+    Vec<kith_core::ConversationSummary>,
+    kith_core::UnreadCounts,
+) {
+    let chat = kith.chat();
+    (
+        full_history(kith, reader, id).await,
+        chat.changes_since(reader, id, 0, None).await.unwrap(),
+        chat.conversations(reader, &Page::first())
+            .await
+            .unwrap()
+            .items,
+        chat.unread(reader).await.unwrap(),
+    )
+}
+
+fn direct(id: u64, a: u64, b: u64) -> (Conversation, Vec<Member>) {
+    let at = Timestamp::from_millis(10);
+    let conversation = Conversation {
+        id: ConversationId::new(id),
+        kind: ConversationKind::Direct,
+        title: None,
+        created_by: UserId::new(a),
+        created_at: at,
+        last_seq: 0,
+        version: 0,
+        last_activity: at,
+    };
+    let members = [a, b]
+        .into_iter()
+        .map(|user| Member {
+            user_id: UserId::new(user),
+            role: MemberRole::Member,
+            joined_at: at,
+            last_read_seq: 0,
+        })
+        .collect();
+    (conversation, members)
+}
+
+/// The unique pair index makes a second direct conversation between the same
+/// two users, in either order, a conflict that stores nothing.
+#[tokio::test]
+async fn direct_conversations_are_unique_per_pair() {
+    let store = SqliteStore::memory().await.unwrap();
+    for (id, name) in [(1, "alice"), (2, "bob"), (3, "carol")] {
+        store.insert_account(&record(id, name, None)).await.unwrap();
+    }
+    let (first, members) = direct(100, 2, 1);
+    store.create_conversation(&first, &members).await.unwrap();
+    let (again, members) = direct(101, 1, 2);
+    let clash = store.create_conversation(&again, &members).await;
+    assert!(
+        matches!(clash, Err(Error::Conflict(Clash::DirectExists))),
+        "{clash:?}"
+    );
+    assert_eq!(store.conversation(again.id).await.unwrap(), None);
+    for (a, b) in [(1, 2), (2, 1)] {
+        let found = store
+            .direct_conversation(UserId::new(a), UserId::new(b))
+            .await
+            .unwrap();
+        assert_eq!(found, Some(first.clone()));
+    }
+    let (other, members) = direct(102, 1, 3);
+    store.create_conversation(&other, &members).await.unwrap();
+    assert_eq!(
+        store
+            .members(other.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.user_id.get())
+            .collect::<Vec<_>>(),
+        [1, 3]
+    );
 }

@@ -24,7 +24,7 @@ async fn muted_of(f: &Fixture, user: UserId, limit: u32) -> Vec<Peer> {
 }
 
 /// `blocker` blocks `blocked`; asserts that only the blocker was told.
-async fn block(f: &Fixture, blocker: UserId, blocked: UserId) {
+pub(crate) async fn block(f: &Fixture, blocker: UserId, blocked: UserId) {
     f.kith.graph().block(blocker, blocked).await.unwrap();
     f.assert_event(Event::Blocked { blocker, blocked }, &[blocker]);
 }

@@ -23,8 +23,12 @@
 
 pub mod accounts;
 pub mod blocks;
+pub mod chat;
+pub mod chat_groups;
+pub mod chat_messages;
 pub mod follows;
 pub mod graph;
+pub mod model;
 pub mod profiles;
 
 use std::future::Future;
@@ -32,9 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    Account, Argon2Hasher, Clash, Delivery, Denied, Entity, Error, Event, Kith, ManualClock,
-    NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Storage, Timestamp, UserId,
-    Visibility,
+    Account, Argon2Hasher, Clash, Config, Delivery, Denied, Entity, Error, Event, Kith,
+    ManualClock, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Storage,
+    TimeOrderedIds, Timestamp, UserId, Visibility,
 };
 
 /// What each case runs against: a [`Kith`] over a fresh backend with a
@@ -46,25 +50,48 @@ pub struct Fixture {
     pub clock: Arc<ManualClock>,
     /// Every delivery the handle emitted.
     pub events: Arc<RecordingSink>,
+    /// The id generator, kept so that a reconfigured handle never reuses an id.
+    ids: Arc<TimeOrderedIds>,
 }
 
 /// 2026-01-01T00:00:00Z, where every fixture's clock starts.
 pub const START: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 impl Fixture {
-    /// A fixture over `storage`, which must be empty.
+    /// A fixture over `storage`, which must be empty, with the default
+    /// [`Config`].
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         let clock = Arc::new(ManualClock::new(START));
-        let events = Arc::new(RecordingSink::new());
+        let ids = Arc::new(TimeOrderedIds::new(clock.clone()));
+        Self::build(storage, Config::default(), clock, Arc::default(), ids)
+    }
+
+    /// The same fixture (storage, clock, recorded events, ids) with its
+    /// handle rebuilt over `config`.
+    pub fn reconfigure(self, config: Config) -> Self {
+        let storage = Arc::clone(self.kith.storage());
+        Self::build(storage, config, self.clock, self.events, self.ids)
+    }
+
+    fn build(
+        storage: Arc<dyn Storage>,
+        config: Config,
+        clock: Arc<ManualClock>,
+        events: Arc<RecordingSink>,
+        ids: Arc<TimeOrderedIds>,
+    ) -> Self {
         let kith = Kith::builder(storage)
             .clock(clock.clone())
             .sink(events.clone())
+            .ids(ids.clone())
             .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+            .config(config)
             .build();
         Self {
             kith,
             clock,
             events,
+            ids,
         }
     }
 
@@ -223,6 +250,8 @@ pub enum Refusal {
     InvalidCredentials,
     /// [`Error::Unauthenticated`].
     Unauthenticated,
+    /// [`Error::RateLimited`] with this `retry_after`.
+    RateLimited(Duration),
     /// Any other error, as its debug text.
     Other(String),
 }
@@ -239,6 +268,7 @@ impl From<Error> for Refusal {
             Error::InvalidInput { field, .. } => Refusal::Invalid(field),
             Error::InvalidCredentials => Refusal::InvalidCredentials,
             Error::Unauthenticated => Refusal::Unauthenticated,
+            Error::RateLimited { retry_after } => Refusal::RateLimited(retry_after),
             other => Refusal::Other(format!("{other:?}")),
         }
     }
@@ -312,6 +342,19 @@ macro_rules! __conformance_emit {
                 )*
             }
         )*
+
+        /// The model-based test: random operation sequences against Kith
+        /// and a reference model (`kith_core::testkit::model`).
+        #[test]
+        fn model_based() {
+            $crate::testkit::model::run(file!(), |ops| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                runtime.block_on(async { $crate::testkit::model::check($factory().await, ops).await })
+            });
+        }
     };
 }
 
@@ -429,6 +472,72 @@ macro_rules! __conformance_cases {
                 relationship_reports_each_link,
                 relationship_with_a_blocker_or_unknown_user_is_not_found,
                 counts_are_shown_to_all_who_may_see_the_user,
+            }
+            chat {
+                open_direct_creates_one_conversation_per_pair,
+                open_direct_with_oneself_is_invalid,
+                open_direct_with_unknown_or_deleted_user_is_not_found,
+                open_direct_across_a_block_is_refused,
+                open_direct_under_friends_only_needs_friendship,
+                send_in_direct_across_a_block_is_forbidden,
+                send_in_direct_after_unfriending_under_friends_only_is_forbidden,
+                send_in_direct_after_unblocking_works_again,
+                direct_conversations_cannot_be_renamed_left_or_added_to,
+                chat_actions_by_a_non_member_are_not_found,
+                mark_read_moves_forward_only_and_tells_members,
+                mark_read_beyond_the_newest_message_is_invalid,
+                send_advances_only_the_senders_read_position,
+                unread_counts_per_conversation_and_in_total,
+                conversations_are_listed_by_last_activity_in_pages,
+                a_tombstone_still_counts_as_a_message,
+                sends_beyond_the_rate_are_limited_until_time_passes,
+                send_rate_none_limits_nobody,
+                concurrent_sends_get_gap_free_seqs_and_ordered_events,
+                concurrent_retries_of_one_client_id_store_one_message,
+                concurrent_send_and_membership_changes_tell_the_members_at_each_version,
+            }
+            chat_groups {
+                create_group_makes_the_creator_admin_and_tells_every_member,
+                create_group_rejects_bad_titles,
+                create_group_with_blocked_or_unknown_users_is_refused,
+                create_group_beyond_the_maximum_size_is_invalid,
+                add_members_tells_old_and_new_members,
+                add_members_skips_existing_members,
+                new_members_see_history_with_nothing_unread,
+                former_members_can_be_added_again,
+                add_members_refuses_blocked_or_unknown_users,
+                add_members_beyond_the_maximum_size_is_invalid,
+                group_admin_actions_by_a_plain_member_are_forbidden,
+                remove_member_tells_the_members_before_the_change,
+                removed_members_lose_the_conversation_and_its_events,
+                remove_of_a_non_member_is_not_found,
+                leave_tells_the_members_and_ends_membership,
+                last_admin_leaving_promotes_the_earliest_member,
+                set_role_promotes_and_demotes_and_tells_members,
+                demoting_the_only_admin_is_invalid,
+                rename_tells_members_and_bumps_the_version,
+                rename_rejects_bad_titles,
+            }
+            chat_messages {
+                send_assigns_gap_free_seqs_and_tells_every_member,
+                send_with_a_used_client_id_returns_the_first_message,
+                client_id_reused_in_another_conversation_is_a_conflict,
+                send_rejects_invalid_client_ids,
+                send_rejects_blank_long_or_control_bodies,
+                reply_to_must_be_a_message_of_the_same_conversation,
+                edit_replaces_the_body_and_tells_members,
+                edit_of_someone_elses_message_is_forbidden,
+                edit_of_a_deleted_or_unknown_message_is_not_found,
+                delete_leaves_a_tombstone_with_its_seq,
+                delete_of_someone_elses_or_unknown_message_is_refused,
+                reactions_are_set_replaced_and_removed,
+                reacting_to_a_deleted_or_unknown_message_is_not_found,
+                history_pages_latest_before_and_after,
+                history_pages_through_many_messages_without_gaps,
+                history_rejects_limits_outside_1_to_100,
+                changes_since_returns_each_change_once_in_its_current_state,
+                changes_since_pages_with_until_and_more,
+                changes_since_rejects_bad_since_and_limit,
             }
         }
     };
