@@ -18,6 +18,7 @@ use crate::validate;
 
 /// Input of [`Accounts::register`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewAccount {
     /// 3 to 30 ASCII letters, digits or underscores; unique ignoring case.
     pub username: String,
@@ -30,6 +31,7 @@ pub struct NewAccount {
 /// Input of [`Accounts::create_user`]: an account for an app that brings its
 /// own identity, with no password.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// As in [`NewAccount::username`].
     pub username: String,
@@ -39,6 +41,7 @@ pub struct NewUser {
 
 /// Input of [`Accounts::change_password`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePassword {
     /// The current password; required when the account has one.
     pub current_password: Option<String>,
@@ -52,6 +55,7 @@ pub struct ChangePassword {
 /// A partial profile update: fields left `None` are unchanged. For the
 /// nullable fields, `Some(None)` (JSON `null`) clears the field.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfilePatch {
     /// At most 50 characters, one line.

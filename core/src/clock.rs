@@ -11,6 +11,11 @@ use time::OffsetDateTime;
 /// A point in time with millisecond precision, as milliseconds since the Unix
 /// epoch. Serialised as an RFC 3339 string (`2026-11-21T15:55:23.123Z`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = DateTime)
+)]
 pub struct Timestamp(i64);
 
 impl Timestamp {

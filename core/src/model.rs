@@ -8,6 +8,7 @@ use crate::ids::{FriendRequestId, SessionId, UserId};
 
 /// Who may see a profile's details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Everyone who is not blocked, signed in or not.
@@ -42,6 +43,7 @@ impl Visibility {
 
 /// Ways to reach a user, as they chose to publish them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInfo {
     /// A public contact email (not the login email).
     pub email: Option<String>,
@@ -53,6 +55,7 @@ pub struct ContactInfo {
 
 /// The user-editable profile of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     /// The name shown instead of the username.
     pub display_name: Option<String>,
@@ -79,6 +82,7 @@ pub struct Profile {
 
 /// A user as anyone who may see them sees them: the public card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// The user's id.
     pub id: UserId,
@@ -92,6 +96,7 @@ pub struct User {
 
 /// A user's own view of their account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// The user's id.
     pub id: UserId,
@@ -131,6 +136,7 @@ pub struct AccountRecord {
 
 /// A profile as a particular viewer may see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileView {
     /// The public card, always visible.
     pub user: User,
@@ -142,6 +148,7 @@ pub struct ProfileView {
 
 /// The parts of a profile that its visibility setting protects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileDetails {
     /// See [`Profile::bio`].
     pub bio: Option<String>,
@@ -169,6 +176,7 @@ pub struct ProfileDetails {
 
 /// A login session. The token that proves it is only ever shown once, at login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The session's id (safe to show; it is not the token).
     pub id: SessionId,
@@ -180,6 +188,7 @@ pub struct Session {
 
 /// What a successful login returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginSession {
     /// The bearer token. Kith stores only its SHA-256 digest, so this is the
     /// only time it can be read.
@@ -192,6 +201,7 @@ pub struct LoginSession {
 
 /// A pending friend request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FriendRequest {
     /// The request's id.
     pub id: FriendRequestId,
@@ -205,6 +215,7 @@ pub struct FriendRequest {
 
 /// A pending friend request together with the other party's card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FriendRequestEntry {
     /// The request.
     pub request: FriendRequest,
@@ -215,6 +226,7 @@ pub struct FriendRequestEntry {
 
 /// What sending a friend request did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FriendRequestOutcome {
     /// The request waits for the recipient.
@@ -231,6 +243,7 @@ pub enum FriendRequestOutcome {
 
 /// A friendship between two users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Friendship {
     /// One friend (the one who accepted).
     pub user: UserId,
@@ -243,6 +256,7 @@ pub struct Friendship {
 /// Another user in one of a user's lists (friends, followers, blocks...),
 /// with the time the link was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Peer {
     /// The other user.
     pub user: User,
@@ -252,6 +266,7 @@ pub struct Peer {
 
 /// Where a user stands with another, from the actor's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Relationship {
     /// They are friends.
     pub friends: bool,
@@ -281,6 +296,7 @@ pub struct Links {
 
 /// Follower and following counts of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphCounts {
     /// Number of friends.
     pub friends: u64,

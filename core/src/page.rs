@@ -17,6 +17,7 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// Which page of a list to return.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     /// The `next_cursor` of the previous page, or `None` for the first page.
     pub cursor: Option<String>,
@@ -71,6 +72,7 @@ impl Page {
 
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Paged<T> {
     /// The items, in the list's order.
     pub items: Vec<T>,

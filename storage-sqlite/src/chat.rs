@@ -18,7 +18,8 @@ use kith_core::page::{ActivityKey, Window};
 use kith_core::{
     Appended, Change, ChatStore, Clash, Conversation, ConversationId, ConversationKind,
     ConversationSummary, Entity, Error, Member, MemberRole, Message, MessageId, MessageReaction,
-    NewMessageRecord, ReactionKind, Result, SeqRange, Timestamp, UnreadCounts, Updated, UserId,
+    NewMessageRecord, ReactionKind, Result, SeqRange, Timestamp, UnreadCounts, UnreadEntry,
+    Updated, UserId,
 };
 use sqlx::SqliteConnection;
 
@@ -779,12 +780,15 @@ impl ChatStore for SqliteStore {
             .fetch_all(self.read())
             .await
             .map_err(db)?;
-        let conversations: Vec<(ConversationId, u64)> = rows
+        let conversations: Vec<UnreadEntry> = rows
             .into_iter()
-            .map(|(id, unread)| (ConversationId::new(raw_id(id)), raw_count(unread)))
+            .map(|(id, unread)| UnreadEntry {
+                conversation_id: ConversationId::new(raw_id(id)),
+                unread: raw_count(unread),
+            })
             .collect();
         Ok(UnreadCounts {
-            total: conversations.iter().map(|(_, n)| n).sum(),
+            total: conversations.iter().map(|e| e.unread).sum(),
             conversations,
         })
     }

@@ -84,7 +84,10 @@ mod tests {
     fn tokens_are_found_in_header_query_or_subprotocol() {
         let mut h = HeaderMap::new();
         assert_eq!(token_from_request(&h, None), None);
-        assert_eq!(token_from_request(&h, Some("a=1&access_token=q1")), Some("q1"));
+        assert_eq!(
+            token_from_request(&h, Some("a=1&access_token=q1")),
+            Some("q1")
+        );
         h.insert(
             SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("kith.v1, kith.token.p1"),

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Identity;
 use crate::hub::{Frame, Hub, Outbox};
-use crate::protocol::{close, ClientFrame, ServerFrame, UnreadEntry};
+use crate::protocol::{close, ClientFrame, ServerFrame};
 use crate::WsConfig;
 
 /// How long the writer gets to deliver a close frame.
@@ -84,7 +84,10 @@ where
     // A close was requested (or the reader ended): the writer sends the close
     // frame, unless it is stuck on a client that stopped reading, in which
     // case dropping it drops the socket.
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
     drop(subscription);
@@ -133,7 +136,8 @@ where
     let mut batch: Vec<Frame> = Vec::new();
     let mut held: Vec<Frame> = Vec::new();
     let mut floors: Option<HashMap<ConversationId, u64>> = None;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
     loop {
         tokio::select! {
             _ = outbox.ready() => {}
@@ -220,19 +224,35 @@ impl Reader<'_> {
             let message = match tokio::time::timeout(config.idle_timeout, stream.next()).await {
                 Err(_) => return close::IDLE_TIMEOUT,
                 Ok(None) => return close::NORMAL,
-                Ok(Some(Err(e))) => return if too_big(&e) { close::TOO_BIG } else { close::NORMAL },
+                Ok(Some(Err(e))) => {
+                    return if too_big(&e) {
+                        close::TOO_BIG
+                    } else {
+                        close::NORMAL
+                    }
+                }
                 Ok(Some(Ok(message))) => message,
             };
             match message {
                 Message::Text(text) => {
                     if text.len() > config.max_frame_bytes {
-                        self.refuse("too_large", "the frame is larger than the limit", None, None);
+                        self.refuse(
+                            "too_large",
+                            "the frame is larger than the limit",
+                            None,
+                            None,
+                        );
                     } else {
                         match serde_json::from_str::<ClientFrame>(&text) {
                             Ok(frame) => self.handle(frame).await,
                             Err(e) => {
                                 let client_id = client_id_of(&text);
-                                self.refuse("invalid_frame", &e.to_string(), client_id.as_deref(), None);
+                                self.refuse(
+                                    "invalid_frame",
+                                    &e.to_string(),
+                                    client_id.as_deref(),
+                                    None,
+                                );
                             }
                         }
                     }
@@ -250,7 +270,13 @@ impl Reader<'_> {
     }
 
     /// Sends an error frame and counts a strike against the connection.
-    fn refuse(&mut self, code: &str, message: &str, client_id: Option<&str>, retry_after_ms: Option<u64>) {
+    fn refuse(
+        &mut self,
+        code: &str,
+        message: &str,
+        client_id: Option<&str>,
+        retry_after_ms: Option<u64>,
+    ) {
         let now = Instant::now();
         let window = self.shared.config.abuse_window;
         self.strikes.retain(|t| now.duration_since(*t) < window);
@@ -293,7 +319,12 @@ impl Reader<'_> {
         let client_id = client_id.as_deref();
         let result = match frame {
             ClientFrame::Resume { .. } => {
-                self.refuse("resume_not_first", "resume must be the first frame", None, None);
+                self.refuse(
+                    "resume_not_first",
+                    "resume must be the first frame",
+                    None,
+                    None,
+                );
                 return;
             }
             ClientFrame::Ping { .. } => {
@@ -381,7 +412,12 @@ impl Reader<'_> {
         {
             return Ok(());
         }
-        let members = self.shared.kith.chat().members(self.user, conversation_id).await?;
+        let members = self
+            .shared
+            .kith
+            .chat()
+            .members(self.user, conversation_id)
+            .await?;
         self.typing.insert(conversation_id, now);
         let others: Vec<UserId> = members
             .iter()
@@ -405,14 +441,7 @@ impl Reader<'_> {
         Ok(Frame::text(
             ServerFrame::Unread {
                 total: counts.total,
-                conversations: counts
-                    .conversations
-                    .iter()
-                    .map(|&(conversation_id, unread)| UnreadEntry {
-                        conversation_id,
-                        unread,
-                    })
-                    .collect(),
+                conversations: &counts.conversations,
             }
             .to_json(),
         ))
@@ -436,7 +465,10 @@ impl Reader<'_> {
             for (&conversation_id, &since) in conversations {
                 let mut since = since;
                 loop {
-                    match chat.changes_since(self.user, conversation_id, since, None).await {
+                    match chat
+                        .changes_since(self.user, conversation_id, since, None)
+                        .await
+                    {
                         Ok(set) => {
                             for change in &set.changes {
                                 frames.push(Frame::text(

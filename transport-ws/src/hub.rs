@@ -125,6 +125,16 @@ pub struct Outbox {
     session: Option<SessionId>,
 }
 
+/// What became of a frame offered to an outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    Queued,
+    /// The queue was full: the connection is now closing as a slow consumer.
+    Overflowed,
+    /// The connection was already closing; the frame was dropped.
+    Closed,
+}
+
 #[derive(Debug, Default)]
 struct OutboxState {
     queue: VecDeque<Frame>,
@@ -142,9 +152,15 @@ impl Outbox {
     /// Queues a frame. Returns `false` if the connection is closed or has
     /// just been closed because its queue is full.
     pub fn push(&self, frame: Frame) -> bool {
+        self.offer(frame) == Offered::Queued
+    }
+
+    /// Queues a frame, telling apart the push that overflows the queue (and
+    /// closes the connection) from pushes to an already closed connection.
+    fn offer(&self, frame: Frame) -> Offered {
         let mut state = self.lock();
         if state.closed.is_some() {
-            return false;
+            return Offered::Closed;
         }
         if state.queue.len() >= self.capacity {
             state.closed = Some(close::SLOW_CONSUMER);
@@ -152,12 +168,12 @@ impl Outbox {
             drop(state);
             self.wake.notify_one();
             self.closing.notify_one();
-            return false;
+            return Offered::Overflowed;
         }
         state.queue.push_back(frame);
         drop(state);
         self.wake.notify_one();
-        true
+        Offered::Queued
     }
 
     /// Asks the connection to close with `code` (the first code wins).
@@ -289,7 +305,11 @@ impl Hub {
 
     /// Registers a connection of `user` opened with `session`. Returns the
     /// subscription and whether it is the user's first open connection.
-    pub fn subscribe(self: &Arc<Self>, user: UserId, session: Option<SessionId>) -> (Subscription, bool) {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        user: UserId,
+        session: Option<SessionId>,
+    ) -> (Subscription, bool) {
         let outbox = Arc::new(Outbox {
             state: Mutex::new(OutboxState::default()),
             wake: Notify::new(),
@@ -340,15 +360,19 @@ impl Hub {
             let shard = read(self.shard(user));
             if let Some(conns) = shard.get(&user) {
                 for conn in conns {
-                    if conn.push(frame.clone()) {
-                        queued += 1;
-                    } else if conn.lock().closed == Some(close::SLOW_CONSUMER) {
-                        slow += 1;
+                    match conn.offer(frame.clone()) {
+                        Offered::Queued => queued += 1,
+                        // Counted once: later frames to the closing
+                        // connection are dropped without counting again.
+                        Offered::Overflowed => slow += 1,
+                        Offered::Closed => {}
                     }
                 }
             }
         }
-        self.stats.frames_queued.fetch_add(queued, Ordering::Relaxed);
+        self.stats
+            .frames_queued
+            .fetch_add(queued, Ordering::Relaxed);
         if slow > 0 {
             self.stats
                 .slow_consumer_disconnects
@@ -415,11 +439,13 @@ impl EventSink for Hub {
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -445,10 +471,17 @@ mod tests {
         // b never drains: the third frame overflows its queue of two.
         hub.send(&[UserId::new(2)], &frame);
         hub.send(&[UserId::new(2)], &frame);
+        // Frames sent while it closes are dropped, and it is counted once.
+        hub.send(&[UserId::new(2)], &frame);
         got.clear();
         assert_eq!(b.outbox().drain(&mut got), Some(close::SLOW_CONSUMER));
         assert!(got.is_empty());
-        assert_eq!(hub.stats().slow_consumer_disconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            hub.stats()
+                .slow_consumer_disconnects
+                .load(Ordering::Relaxed),
+            1
+        );
         drop((a1, a2, b));
         assert_eq!(hub.stats().connections.load(Ordering::Relaxed), 0);
         assert!(!hub.is_online(UserId::new(1)));

@@ -175,7 +175,8 @@ async fn upgrade(
         None => None,
     };
     let Some(identity) = identity else {
-        let body = r#"{"error":{"code":"unauthenticated","message":"a valid bearer token is required"}}"#;
+        let body =
+            r#"{"error":{"code":"unauthenticated","message":"a valid bearer token is required"}}"#;
         return (
             StatusCode::UNAUTHORIZED,
             [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use kith_core::{Change, ConversationId, MessageId, ReactionKind, Timestamp, UserId};
+use kith_core::{Change, ConversationId, MessageId, ReactionKind, Timestamp, UnreadEntry, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The subprotocol name clients ask for in `Sec-WebSocket-Protocol`.
@@ -130,15 +130,6 @@ impl ClientFrame {
     }
 }
 
-/// Unread messages in one conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnreadEntry {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// Messages after the user's read position.
-    pub unread: u64,
-}
-
 /// A frame the transport itself sends (core events are sent as their own
 /// serialisation).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,7 +168,7 @@ pub enum ServerFrame<'a> {
         /// Sum over all conversations.
         total: u64,
         /// Each conversation with unread messages.
-        conversations: Vec<UnreadEntry>,
+        conversations: &'a [UnreadEntry],
     },
     /// One replayed change of a conversation (during resume), in its current state.
     Change {

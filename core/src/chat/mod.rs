@@ -41,6 +41,7 @@ pub enum DirectMessages {
 
 /// Input of [`Chat::create_group`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewGroup {
     /// 1 to 100 characters.
     pub title: String,
@@ -51,6 +52,7 @@ pub struct NewGroup {
 
 /// Input of [`Chat::send`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMessage {
     /// The client's idempotency key: 1 to 64 visible ASCII characters, unique
     /// per sender. Sending again with the same key returns the first message.
@@ -63,6 +65,7 @@ pub struct NewMessage {
 
 /// Which messages [`Chat::history`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum History {
     /// The newest messages.
@@ -76,6 +79,7 @@ pub enum History {
 
 /// A page of history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     /// Messages in ascending `seq` order.
     pub messages: Vec<Message>,

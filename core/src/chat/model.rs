@@ -7,6 +7,7 @@ use crate::ids::{ConversationId, MessageId, UserId};
 
 /// Whether a conversation is between two users or a named group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationKind {
     /// Exactly two users; one per pair.
@@ -36,6 +37,7 @@ impl ConversationKind {
 
 /// A member's role in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRole {
     /// May send, react, read and leave.
@@ -65,6 +67,7 @@ impl MemberRole {
 
 /// A conversation's current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// The conversation's id.
     pub id: ConversationId,
@@ -87,6 +90,7 @@ pub struct Conversation {
 
 /// A member of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The member.
     pub user_id: UserId,
@@ -100,6 +104,7 @@ pub struct Member {
 
 /// The kinds of reaction, shared by messages, posts and comments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReactionKind {
     /// 👍
@@ -147,6 +152,7 @@ impl ReactionKind {
 
 /// One user's reaction to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageReaction {
     /// Who reacted.
     pub user_id: UserId,
@@ -157,6 +163,7 @@ pub struct MessageReaction {
 /// A chat message in its current state. A deleted message stays as a
 /// tombstone: it keeps its `seq`, loses its body and reactions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// The message's id.
     pub id: MessageId,
@@ -186,6 +193,7 @@ pub struct Message {
 
 /// A conversation as it appears in a user's conversation list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationSummary {
     /// The conversation.
     pub conversation: Conversation,
@@ -199,6 +207,7 @@ pub struct ConversationSummary {
 
 /// A user's read position in a conversation after [`crate::Chat::mark_read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadState {
     /// The conversation.
     pub conversation_id: ConversationId,
@@ -208,21 +217,32 @@ pub struct ReadState {
     pub unread: u64,
 }
 
+/// Unread messages in one conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnreadEntry {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Messages after the user's read position.
+    pub unread: u64,
+}
+
 /// Unread counts of a user: per conversation (only those with unread
 /// messages) and in total.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnreadCounts {
     /// Sum over all conversations.
     pub total: u64,
-    /// `(conversation, unread)` for each conversation with unread messages,
-    /// ordered by conversation id.
-    pub conversations: Vec<(ConversationId, u64)>,
+    /// Each conversation with unread messages, ordered by conversation id.
+    pub conversations: Vec<UnreadEntry>,
 }
 
 /// One change to a conversation after some version, for resuming clients.
 /// Changes are reported in their current state: a message edited twice since
 /// the client's version is reported once, as it is now, at its latest version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     /// A message was sent, edited, deleted or reacted to.
@@ -260,6 +280,7 @@ impl Change {
 
 /// What [`crate::Chat::changes_since`] returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeSet {
     /// The conversation.
     pub conversation_id: ConversationId,

@@ -16,7 +16,7 @@ use crate::testkit::{all_pages, Fixture, Refusal, NO_USER};
 use crate::{
     Clock, Config, Conversation, ConversationId, ConversationKind, ConversationSummary, Denied,
     DirectMessages, Entity, Event, History, Member, MemberRole, Message, NewGroup, NewMessage,
-    Page, ReactionKind, ReadState, SendRate, Timestamp, UnreadCounts, UserId,
+    Page, ReactionKind, ReadState, SendRate, Timestamp, UnreadCounts, UnreadEntry, UserId,
 };
 
 /// The fixture with its handle rebuilt over the default [`Config`] as
@@ -440,7 +440,7 @@ pub async fn send_advances_only_the_senders_read_position(f: Fixture) {
             conversations: if unread == 0 {
                 vec![]
             } else {
-                vec![(team.id, unread)]
+                vec![entry(team.id, unread)]
             },
         };
         assert_eq!(chat.unread(user).await.unwrap(), expected, "{user}");
@@ -455,8 +455,8 @@ pub async fn unread_counts_per_conversation_and_in_total(f: Fixture) {
     say_many(&f, alice.id, team.id, 3).await;
     say_many(&f, carol.id, pair.id, 2).await;
     let chat = f.kith.chat();
-    let mut per_conversation = vec![(team.id, 3), (pair.id, 2)];
-    per_conversation.sort();
+    let mut per_conversation = vec![entry(team.id, 3), entry(pair.id, 2)];
+    per_conversation.sort_by_key(|e| e.conversation_id);
     let unread = chat.unread(bob.id).await.unwrap();
     assert_eq!(
         unread,
@@ -475,7 +475,7 @@ pub async fn unread_counts_per_conversation_and_in_total(f: Fixture) {
         unread,
         UnreadCounts {
             total: 2,
-            conversations: vec![(pair.id, 2)]
+            conversations: vec![entry(pair.id, 2)]
         }
     );
     let summaries = conversations_of(&f, bob.id, 20).await;
@@ -697,5 +697,13 @@ fn change_version(event: &Event) -> u64 {
         Event::MessageCreated { message } => message.version,
         Event::MemberRemoved { version, .. } | Event::MembersAdded { version, .. } => *version,
         other => panic!("no version in {other:?}"),
+    }
+}
+
+/// An unread entry, for comparisons.
+pub(crate) fn entry(conversation_id: ConversationId, unread: u64) -> UnreadEntry {
+    UnreadEntry {
+        conversation_id,
+        unread,
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::testkit::blocks::block;
 use crate::testkit::chat::{
-    configured, conversation_ids, created, group, member, member_ids, new_message, say, say_many,
-    seen,
+    configured, conversation_ids, created, entry, group, member, member_ids, new_message, say,
+    say_many, seen,
 };
 use crate::testkit::graph::ids;
 use crate::testkit::Refusal::*;
@@ -220,7 +220,7 @@ pub async fn new_members_see_history_with_nothing_unread(f: Fixture) {
     sent.push(say(&f, bob.id, team.id, "welcome").await);
     assert_eq!(seen(&f, carol.id, team.id).await.messages, sent);
     let unread = chat.unread(carol.id).await.unwrap();
-    assert_eq!(unread.conversations, vec![(team.id, 1)]);
+    assert_eq!(unread.conversations, vec![entry(team.id, 1)]);
 }
 
 /// A former member can be added again, starting with nothing unread.

@@ -21,7 +21,7 @@ use proptest::test_runner::{
 use crate::chat::{
     Change, Conversation, ConversationKind, ConversationSummary, DirectMessages, History, Member,
     MemberRole, Message, MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendRate,
-    UnreadCounts,
+    UnreadCounts, UnreadEntry,
 };
 use crate::clock::Clock;
 use crate::testkit::START;
@@ -633,17 +633,20 @@ impl Model {
 
     fn unread(&self, a: usize) -> UnreadCounts {
         let mut counts = UnreadCounts::default();
-        let mut per: Vec<(ConversationId, u64)> = Vec::new();
+        let mut per: Vec<UnreadEntry> = Vec::new();
         for conv in &self.convs {
             if let Some(m) = conv.members.get(&a) {
                 let n = conv.conversation.last_seq - m.last_read_seq;
                 if n > 0 {
                     counts.total += n;
-                    per.push((conv.conversation.id, n));
+                    per.push(UnreadEntry {
+                        conversation_id: conv.conversation.id,
+                        unread: n,
+                    });
                 }
             }
         }
-        per.sort();
+        per.sort_by_key(|e| e.conversation_id);
         counts.conversations = per;
         counts
     }

@@ -1,17 +1,71 @@
-//! # kith-server
-//!
-//! The reference server of Kith: it will compose `kith-core`, `kith-sqlite`
-//! and `kith-ws` into a REST and WebSocket server. The HTTP API is not part of
-//! this build yet, so the binary explains that and exits with an error status
-//! instead of pretending to serve.
+//! The `kith-server` binary: read the settings, start logging, serve until
+//! Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "kith-server {}: the HTTP and WebSocket API is not available in this build yet.\n\
-         Embed Kith as a library meanwhile: see the README's embedding example.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+use clap::Parser;
+use kith_server::settings::LogFormat;
+use kith_server::Settings;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = Settings::parse();
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    match settings.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    let listen = settings.listen;
+    let database = settings.database_url.clone();
+    let app = match kith_server::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("kith-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kith-server: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or(listen, |a| a);
+    println!("kith-server listening on http://{addr} (database: {database})");
+    println!("  REST: http://{addr}/api/v1   WebSocket: ws://{addr}/api/v1/ws   OpenAPI: http://{addr}/api/openapi.json");
+    match kith_server::serve(app, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kith-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -1,0 +1,219 @@
+//! Builds the application: storage, Kith, the WebSocket endpoint, the
+//! routes, the OpenAPI document and the middleware.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kith_core::{Config, DirectMessages, Kith, SendRate};
+use kith_sqlite::SqliteStore;
+use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::{error_response, ApiError};
+use crate::limits::AddressLimiter;
+use crate::metrics::{self as metrics_mod, CountingSink, Metrics};
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database URL names a backend this server does not support.
+    #[error("unsupported database URL {0:?}: use a sqlite:// URL (PostgreSQL support is not available yet)")]
+    UnsupportedDatabase(String),
+    /// The SQLite database could not be opened.
+    #[error(transparent)]
+    Sqlite(#[from] kith_sqlite::Error),
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kith",
+        description = "The reference server of Kith: accounts, social graph and chat. \
+                       Real-time events: the WebSocket at /api/v1/ws (see docs/PROTOCOL.md).",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody)),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The assembled application.
+pub struct App {
+    /// The router, ready to serve (with connect info).
+    pub router: Router,
+    /// The shared state.
+    pub state: AppState,
+    /// The OpenAPI document served at `/api/openapi.json`.
+    pub openapi: Document,
+}
+
+/// Opens the storage and builds the application.
+///
+/// # Errors
+/// [`StartError`] if the database cannot be opened.
+pub async fn build(settings: Settings) -> Result<App, StartError> {
+    let url = settings.database_url.as_str();
+    if !url.starts_with("sqlite:") && !url.ends_with(".db") && url != ":memory:" {
+        return Err(StartError::UnsupportedDatabase(url.to_owned()));
+    }
+    let store = SqliteStore::open(url).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ws_config = WsConfig::default();
+    let hub = Arc::new(Hub::new(ws_config.hub));
+    let mut config = Config::default();
+    config.direct_messages = if settings.open_direct_messages {
+        DirectMessages::Anyone
+    } else {
+        DirectMessages::FriendsOnly
+    };
+    config.send_rate = (!settings.no_rate_limits).then_some(SendRate {
+        burst: settings.send_burst,
+        per_second: settings.send_per_second,
+    });
+    let kith = Kith::builder(Arc::new(store))
+        .sink(Arc::new(CountingSink {
+            hub: Arc::clone(&hub),
+            metrics: Arc::clone(&metrics),
+        }))
+        .config(config)
+        .build();
+    let ws = WsServer::new(
+        kith.clone(),
+        hub,
+        Arc::new(KithSessions(kith.clone())),
+        ws_config,
+    );
+    let auth_per_minute = if settings.no_rate_limits {
+        0
+    } else {
+        settings.auth_per_minute
+    };
+    let state = AppState {
+        kith,
+        ws: ws.clone(),
+        metrics,
+        auth_limiter: Arc::new(AddressLimiter::new(auth_per_minute)),
+        settings: Arc::new(settings),
+    };
+
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes::api())
+        .merge(routes::ops::router())
+        .with_state(state.clone())
+        .split_for_parts();
+    let document = openapi.clone();
+    let settings = &state.settings;
+    let router = api
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(document) }),
+        )
+        .nest("/api/v1/ws", ws.router())
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(settings.request_timeout_secs),
+        ))
+        .layer(cors(&settings.cors_origins))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics_mod::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The path only: query strings may carry tokens.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    Ok(App {
+        router,
+        state,
+        openapi,
+    })
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Gives error responses produced outside the handlers (405 from the router,
+/// 408 from the timeout layer, 413 from body limits...) the API's JSON shape.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("request failed")
+        .to_owned();
+    let mut fixed = error_response(status, code, message, None);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed.into_response()
+}

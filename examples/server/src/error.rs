@@ -1,0 +1,171 @@
+//! The one place where errors become HTTP responses:
+//! `{"error": {"code": "...", "message": "..."}}` with the right status.
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A refusal or failure from Kith.
+    #[error(transparent)]
+    Kith(#[from] kith_core::Error),
+    /// The request is malformed (bad JSON, bad path or query parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthenticated,
+    /// The body is larger than the limit.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    #[error("expected a JSON body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// Too many attempts from this address.
+    #[error("too many requests, retry after {} s", .0.as_secs())]
+    TooManyRequests(Duration),
+    /// An unknown route.
+    #[error("no such route")]
+    NoRoute,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code (`not_found`, `invalid_input`...).
+    pub code: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// For `invalid_input`: the offending field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        use kith_core::Error as E;
+        match self {
+            ApiError::Kith(e) => match e {
+                E::NotFound(_) => StatusCode::NOT_FOUND,
+                E::Forbidden(_) => StatusCode::FORBIDDEN,
+                E::Conflict(_) => StatusCode::CONFLICT,
+                E::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                E::InvalidCredentials | E::Unauthenticated => StatusCode::UNAUTHORIZED,
+                E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoRoute => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Kith(e) => e.code(),
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::NoRoute => "not_found",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Kith(kith_core::Error::RateLimited { retry_after }) => Some(*retry_after),
+            ApiError::TooManyRequests(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// The JSON error response for `status` with `code` and `message`.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    field: Option<String>,
+) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+            field,
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "request failed");
+        }
+        let field = match &self {
+            ApiError::Kith(kith_core::Error::InvalidInput { field, .. }) => {
+                Some((*field).to_owned())
+            }
+            _ => None,
+        };
+        // Internal details stay in the log.
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = error_response(status, self.code(), message, field);
+        if let Some(after) = self.retry_after() {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(ref e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,66 @@
+//! # kith-server
+//!
+//! The reference server of Kith: REST under `/api/v1` and the WebSocket at
+//! `/api/v1/ws`, over kith-core, kith-sqlite and kith-ws. Run it with
+//! `cargo run -p kith-server`; `--help` lists the settings.
+//!
+//! ## Layout
+//! - `main.rs`: the thin binary: settings, logging, [`serve`].
+//! - [`app`]: builds storage, Kith, the WebSocket endpoint, routes, the
+//!   OpenAPI document and middleware.
+//! - [`state`]: what handlers reach. [`error`]: the one mapping of errors to
+//!   HTTP. [`extract`]: JSON-shaped extractor rejections and the bearer-token user.
+//! - [`routes`]: one module per area (`auth`, `users`, `graph`, `chat`, `ops`).
+//! - [`limits`]: the per-address limiter of login and registration.
+//! - [`metrics`]: `/metrics` and the request-tracking middleware.
+
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use app::{build, App, StartError};
+pub use settings::Settings;
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops
+/// accepting, closes WebSockets with 1001 and lets in-flight requests finish.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ws = app.state.ws.clone();
+    let grace = Duration::from_secs(app.state.settings.shutdown_grace_secs);
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let ws_closer = tokio::spawn(async move {
+        let _ = signal_rx.await;
+        // axum's graceful shutdown does not wait for upgraded sockets.
+        let left = ws.shutdown(grace).await;
+        if left > 0 {
+            tracing::warn!(left, "WebSockets still open at the end of the grace period");
+        }
+    });
+    axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signal_tx.send(());
+    })
+    .await?;
+    let _ = ws_closer.await;
+    Ok(())
+}

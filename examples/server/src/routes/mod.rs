@@ -1,0 +1,31 @@
+//! The REST API under `/api/v1`, one module per area. Every route is
+//! registered through `utoipa_axum`'s `OpenApiRouter`, so the router and the
+//! OpenAPI document cannot drift apart.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub mod auth;
+pub mod chat;
+pub mod graph;
+pub mod ops;
+pub mod users;
+
+/// Every REST route, relative to `/api/v1`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(graph::router())
+        .merge(chat::router())
+}
+
+/// `{"items": [...], "next_cursor": ...}` for lists that are not keyset
+/// pages of Kith (they always fit in one page).
+pub fn one_page<T>(items: Vec<T>) -> kith_core::Paged<T> {
+    kith_core::Paged {
+        items,
+        next_cursor: None,
+    }
+}

@@ -1,0 +1,74 @@
+//! Configuration from command-line flags and environment variables.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The reference server of Kith: REST and WebSocket over SQLite.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kith-server", version, about)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database URL: a SQLite file (`sqlite://kith.db`, created on first
+    /// start) or `sqlite::memory:`.
+    #[arg(long, env = "KITH_DATABASE_URL", default_value = "sqlite://kith.db")]
+    pub database_url: String,
+    /// Origins allowed by CORS, comma-separated (`*` for any). None by default.
+    #[arg(long, env = "KITH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Log filter, in `tracing` syntax (`info`, `kith_server=debug,info`...).
+    #[arg(long, env = "KITH_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format.
+    #[arg(long, env = "KITH_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest request body in bytes.
+    #[arg(long, env = "KITH_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    /// Requests taking longer than this many seconds are answered with 408.
+    #[arg(long, env = "KITH_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Login and registration attempts allowed per client address per minute.
+    #[arg(long, env = "KITH_AUTH_PER_MINUTE", default_value_t = 20)]
+    pub auth_per_minute: u32,
+    /// Messages a user may send at once after a pause.
+    #[arg(long, env = "KITH_SEND_BURST", default_value_t = 20)]
+    pub send_burst: u32,
+    /// Messages a user may send per second, sustained.
+    #[arg(long, env = "KITH_SEND_PER_SECOND", default_value_t = 5)]
+    pub send_per_second: u32,
+    /// Switch off every rate limit (login/register and sending), for benchmarks.
+    #[arg(long, env = "KITH_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
+    /// Allow direct messages between users who are not friends.
+    #[arg(long, env = "KITH_OPEN_DIRECT_MESSAGES")]
+    pub open_direct_messages: bool,
+    /// Seconds open WebSockets get to close on shutdown.
+    #[arg(long, env = "KITH_SHUTDOWN_GRACE", default_value_t = 5)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Settings {
+    /// The settings tests and embedders start from: an in-memory database on
+    /// an ephemeral loopback port, defaults elsewhere.
+    pub fn for_tests() -> Self {
+        Self::parse_from([
+            "kith-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "sqlite::memory:",
+        ])
+    }
+}

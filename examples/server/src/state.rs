@@ -1,0 +1,25 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use kith_core::Kith;
+use kith_ws::WsServer;
+
+use crate::limits::AddressLimiter;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// The application state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The library.
+    pub kith: Kith,
+    /// The WebSocket endpoint (and its hub).
+    pub ws: WsServer,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The per-address limiter of login and registration.
+    pub auth_limiter: Arc<AddressLimiter>,
+    /// The settings the server runs with.
+    pub settings: Arc<Settings>,
+}
