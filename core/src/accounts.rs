@@ -19,6 +19,7 @@ use crate::validate;
 /// Input of [`Accounts::register`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewAccount {
     /// 3 to 30 ASCII letters, digits or underscores; unique ignoring case.
     pub username: String,
@@ -32,6 +33,7 @@ pub struct NewAccount {
 /// own identity, with no password.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// As in [`NewAccount::username`].
     pub username: String,
@@ -42,6 +44,7 @@ pub struct NewUser {
 /// Input of [`Accounts::change_password`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     /// The current password; required when the account has one.
     pub current_password: Option<String>,

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use kith_core::{ConversationId, Error, Kith, NewMessage, Page, UserId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Identity;
 use crate::hub::{Frame, Hub, Outbox};
@@ -38,6 +38,9 @@ struct Replay {
     frames: Vec<Frame>,
     /// Per resumed conversation, the version the replay covered.
     floors: HashMap<ConversationId, u64>,
+    /// Told once the writer has queued the replay, so that the reader's
+    /// later replies cannot overtake it.
+    written: oneshot::Sender<()>,
 }
 
 /// Everything a connection needs besides its socket.
@@ -66,7 +69,7 @@ where
         Arc::clone(&outbox),
         replay_rx,
         shared.config.ping_interval,
-        shared.config.hub.queue_len,
+        Arc::clone(&shared.hub),
     ));
     let mut reader = Reader {
         shared: &shared,
@@ -76,14 +79,13 @@ where
         strikes: Vec::new(),
         typing: HashMap::new(),
     };
-    tokio::select! {
-        _ = &mut writer => {}
-        code = reader.run(stream) => outbox.close(code),
-        () = outbox.closed() => {}
-    }
-    // A close was requested (or the reader ended): the writer sends the close
-    // frame, unless it is stuck on a client that stopped reading, in which
-    // case dropping it drops the socket.
+    // The reader stops only between frames (when the client goes away or a
+    // close is requested), never in the middle of a Kith call: a message
+    // committed by `send` is always published and acknowledged.
+    let code = reader.run(stream).await;
+    outbox.close(code);
+    // The writer sends the close frame, unless it is stuck on a client that
+    // stopped reading, in which case dropping it drops the socket.
     if tokio::time::timeout(CLOSE_GRACE, &mut writer)
         .await
         .is_err()
@@ -128,7 +130,7 @@ async fn write_loop<W>(
     outbox: Arc<Outbox>,
     mut replay: mpsc::UnboundedReceiver<Replay>,
     ping_interval: Duration,
-    hold_limit: usize,
+    hub: Arc<Hub>,
 ) -> Result<(), W::Error>
 where
     W: Sink<Message> + Unpin,
@@ -151,6 +153,7 @@ where
                     }
                 }
                 floors = Some(r.floors);
+                let _ = r.written.send(());
             }
             _ = ping.tick() => {
                 sink.feed(Message::Ping(Bytes::new())).await?;
@@ -160,7 +163,8 @@ where
         for frame in batch.drain(..) {
             match &floors {
                 None if frame.order().is_some() => {
-                    if held.len() >= hold_limit {
+                    if held.len() >= hub.queue_len() {
+                        hub.count_slow_consumer();
                         closing = Some(close::SLOW_CONSUMER);
                         break;
                     }
@@ -221,7 +225,13 @@ impl Reader<'_> {
     {
         let config = &self.shared.config;
         loop {
-            let message = match tokio::time::timeout(config.idle_timeout, stream.next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(config.idle_timeout, stream.next()) => next,
+                // Closing was requested (revoked session, slow consumer,
+                // shutdown); the code is already set.
+                () = self.outbox.closed() => return close::NORMAL,
+            };
+            let message = match next {
                 Err(_) => return close::IDLE_TIMEOUT,
                 Ok(None) => return close::NORMAL,
                 Ok(Some(Err(e))) => {
@@ -307,9 +317,12 @@ impl Reader<'_> {
                 ClientFrame::Resume { conversations } => Some(conversations.clone()),
                 _ => None,
             };
-            let prepared = self.prepare_replay(resume.as_ref()).await;
+            let (written, queued) = oneshot::channel();
+            let prepared = self.prepare_replay(resume.as_ref(), written).await;
             // The writer is gone only if the connection is closing.
-            let _ = replay.send(prepared);
+            if replay.send(prepared).is_ok() {
+                let _ = queued.await;
+            }
             if resume.is_some() {
                 return;
             }
@@ -456,7 +469,11 @@ impl Reader<'_> {
     /// The frames the writer sends before going live: the replay of each
     /// resumed conversation and `resume_complete` (when resuming), then the
     /// unread counts.
-    async fn prepare_replay(&mut self, resume: Option<&BTreeMap<ConversationId, u64>>) -> Replay {
+    async fn prepare_replay(
+        &mut self,
+        resume: Option<&BTreeMap<ConversationId, u64>>,
+        written: oneshot::Sender<()>,
+    ) -> Replay {
         let chat = self.shared.kith.chat();
         let mut frames = Vec::new();
         let mut floors = HashMap::new();
@@ -512,7 +529,11 @@ impl Reader<'_> {
         if let Ok(unread) = self.unread_frame().await {
             frames.push(unread);
         }
-        Replay { frames, floors }
+        Replay {
+            frames,
+            floors,
+            written,
+        }
     }
 }
 

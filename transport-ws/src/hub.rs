@@ -294,6 +294,19 @@ impl Hub {
         }
     }
 
+    /// How many frames a connection may have waiting.
+    pub fn queue_len(&self) -> usize {
+        self.config.queue_len
+    }
+
+    /// Counts a connection closed as a slow consumer outside [`Hub::send`]
+    /// (it fell too far behind before its handshake completed).
+    pub fn count_slow_consumer(&self) {
+        self.stats
+            .slow_consumer_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The hub's counters.
     pub fn stats(&self) -> &HubStats {
         &self.stats

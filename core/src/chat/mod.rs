@@ -42,6 +42,7 @@ pub enum DirectMessages {
 /// Input of [`Chat::create_group`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewGroup {
     /// 1 to 100 characters.
     pub title: String,
@@ -53,6 +54,7 @@ pub struct NewGroup {
 /// Input of [`Chat::send`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// The client's idempotency key: 1 to 64 visible ASCII characters, unique
     /// per sender. Sending again with the same key returns the first message.
