@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,7 +16,7 @@ use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
@@ -80,7 +80,7 @@ pub struct App {
 /// [`StartError`] if the database cannot be opened.
 pub async fn build(settings: Settings) -> Result<App, StartError> {
     let url = settings.database_url.as_str();
-    if !url.starts_with("sqlite:") && !url.ends_with(".db") && url != ":memory:" {
+    if !is_sqlite(url) {
         return Err(StartError::UnsupportedDatabase(url.to_owned()));
     }
     let store = SqliteStore::open(url).await?;
@@ -137,30 +137,57 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         )
         .nest("/api/v1/ws", ws.router())
         .fallback(|| async { ApiError::NoRoute })
-        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.request_timeout_secs),
         ))
+        // Outside the timeout, so that its 408 gets the JSON shape too.
+        .layer(middleware::from_fn(json_errors))
         .layer(cors(&settings.cors_origins))
         .layer(middleware::from_fn_with_state(state.clone(), metrics_mod::track))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            // The path only: query strings may carry tokens.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings may carry tokens.
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                })
+                // One line per response at the default `info` level (the
+                // layer's default is `debug`, which `info` hides).
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     Ok(App {
         router,
         state,
         openapi,
     })
+}
+
+/// Whether `url` names a SQLite database: a `sqlite:` URL, or a plain path
+/// (`kith.db`, `/var/lib/kith/kith.db`, `:memory:`). Anything that looks like
+/// a URL of another scheme (`postgres://...`) is not.
+fn is_sqlite(url: &str) -> bool {
+    match url.split_once(':') {
+        // A scheme is a letter then letters, digits, `+`, `-` or `.`; one
+        // letter is a Windows drive (`C:\kith.db`), not a scheme.
+        Some((scheme, _))
+            if scheme.len() > 1
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            scheme.eq_ignore_ascii_case("sqlite")
+        }
+        _ => true,
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -172,12 +199,18 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
-    if origins.iter().any(|o| o == "*") {
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // Not CORS-safelisted: browsers hide them from scripts unless exposed.
+        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o.trim() == "*") {
         layer.allow_origin(Any)
     } else {
+        // Browsers send `Origin` without a trailing slash.
         let list: Vec<HeaderValue> = origins
             .iter()
+            .map(|o| o.trim().trim_end_matches('/'))
+            .filter(|o| !o.is_empty())
             .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect();
         layer.allow_origin(AllowOrigin::list(list))
@@ -196,6 +229,19 @@ async fn json_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
+    let (parts, body) = response.into_parts();
+    // Keep a short plain-text explanation (axum's rejections, for example
+    // a WebSocket handshake without `Upgrade`); never echo a server error's.
+    let text = if status.is_server_error() {
+        None
+    } else {
+        axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    };
     let code = match status {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::REQUEST_TIMEOUT => "timeout",
@@ -205,12 +251,14 @@ async fn json_errors(request: Request, next: Next) -> Response {
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     };
-    let message = status
-        .canonical_reason()
-        .unwrap_or("request failed")
-        .to_owned();
+    let message = text.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned()
+    });
     let mut fixed = error_response(status, code, message, None);
-    for (name, value) in response.headers() {
+    for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             fixed.headers_mut().insert(name.clone(), value.clone());
         }

@@ -28,11 +28,16 @@ pub enum ApiError {
     #[error("expected a JSON body with `Content-Type: application/json`")]
     UnsupportedMediaType,
     /// Too many attempts from this address.
-    #[error("too many requests, retry after {} s", .0.as_secs())]
+    #[error("too many requests, retry after {} s", ceil_secs(*.0))]
     TooManyRequests(Duration),
     /// An unknown route.
     #[error("no such route")]
     NoRoute,
+}
+
+/// Whole seconds, rounded up (at least 1): what `Retry-After` says.
+fn ceil_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// The JSON body of every error response.
@@ -134,8 +139,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_response(status, self.code(), message, field);
         if let Some(after) = self.retry_after() {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            if let Ok(value) = HeaderValue::from_str(&ceil_secs(after).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }

@@ -41,12 +41,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let ws = app.state.ws.clone();
+    let closer = ws.clone();
     let grace = Duration::from_secs(app.state.settings.shutdown_grace_secs);
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let ws_closer = tokio::spawn(async move {
         let _ = signal_rx.await;
         // axum's graceful shutdown does not wait for upgraded sockets.
-        let left = ws.shutdown(grace).await;
+        let left = closer.shutdown(grace).await;
         if left > 0 {
             tracing::warn!(left, "WebSockets still open at the end of the grace period");
         }
@@ -62,5 +63,14 @@ pub async fn serve(
     })
     .await?;
     let _ = ws_closer.await;
+    // A handshake that was in flight when the first pass ran upgraded after
+    // it; axum has now finished every HTTP connection, so close those too.
+    let late = ws.shutdown(grace).await;
+    if late > 0 {
+        tracing::warn!(
+            left = late,
+            "WebSockets still open at the end of the grace period"
+        );
+    }
     Ok(())
 }

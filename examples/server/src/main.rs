@@ -1,6 +1,7 @@
 //! The `kith-server` binary: read the settings, start logging, serve until
 //! Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,9 +12,20 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::parse();
-    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|e| {
+        eprintln!(
+            "kith-server: invalid --log filter {:?} ({e}); using `info`",
+            settings.log
+        );
+        EnvFilter::new("info")
+    });
+    // Colours only for a terminal: not in files, pipes or log collectors.
+    let ansi = std::io::stdout().is_terminal();
     match settings.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_ansi(ansi)
+            .with_env_filter(filter)
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use kith_core::{Delivery, Event, EventSink};
@@ -115,7 +116,19 @@ impl Metrics {
 
 /// Middleware recording every request's method, status and latency.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+    // Standard methods only: a label per arbitrary method a client invents
+    // would grow the map without bound.
+    let method = match *request.method() {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => request.method().as_str(),
+        _ => "OTHER",
+    }
+    .to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     state.metrics.observe(

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,7 +38,12 @@ pub struct Settings {
     #[arg(long, env = "KITH_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
     /// Requests taking longer than this many seconds are answered with 408.
-    #[arg(long, env = "KITH_REQUEST_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        long = "request-timeout",
+        alias = "request-timeout-secs",
+        env = "KITH_REQUEST_TIMEOUT",
+        default_value_t = 30
+    )]
     pub request_timeout_secs: u64,
     /// Login and registration attempts allowed per client address per minute.
     #[arg(long, env = "KITH_AUTH_PER_MINUTE", default_value_t = 20)]
@@ -49,13 +55,28 @@ pub struct Settings {
     #[arg(long, env = "KITH_SEND_PER_SECOND", default_value_t = 5)]
     pub send_per_second: u32,
     /// Switch off every rate limit (login/register and sending), for benchmarks.
-    #[arg(long, env = "KITH_NO_RATE_LIMITS")]
+    #[arg(
+        long,
+        env = "KITH_NO_RATE_LIMITS",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
     pub no_rate_limits: bool,
     /// Allow direct messages between users who are not friends.
-    #[arg(long, env = "KITH_OPEN_DIRECT_MESSAGES")]
+    #[arg(
+        long,
+        env = "KITH_OPEN_DIRECT_MESSAGES",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
     pub open_direct_messages: bool,
     /// Seconds open WebSockets get to close on shutdown.
-    #[arg(long, env = "KITH_SHUTDOWN_GRACE", default_value_t = 5)]
+    #[arg(
+        long = "shutdown-grace",
+        alias = "shutdown-grace-secs",
+        env = "KITH_SHUTDOWN_GRACE",
+        default_value_t = 5
+    )]
     pub shutdown_grace_secs: u64,
 }
 

@@ -117,6 +117,7 @@ pub struct PasswordInput {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Changed"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No valid token, or wrong current password", body = ErrorBody),
         (status = 422, description = "Invalid new password", body = ErrorBody),
     ))]
