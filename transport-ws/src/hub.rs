@@ -170,9 +170,14 @@ impl Outbox {
             self.closing.notify_one();
             return Offered::Overflowed;
         }
+        let was_empty = state.queue.is_empty();
         state.queue.push_back(frame);
         drop(state);
-        self.wake.notify_one();
+        // A non-empty queue has already woken the writer, which has not
+        // drained it yet: one wake per batch is enough.
+        if was_empty {
+            self.wake.notify_one();
+        }
         Offered::Queued
     }
 
@@ -233,6 +238,10 @@ fn mix(n: u64) -> u64 {
 type Registry = HashMap<UserId, Vec<Arc<Outbox>>, BuildHasherDefault<IdHasher>>;
 
 const SHARDS: usize = 64;
+
+fn shard_of(user: UserId) -> usize {
+    (mix(user.get()) % SHARDS as u64) as usize
+}
 
 /// Counters for metrics.
 #[derive(Debug, Default)]
@@ -313,7 +322,7 @@ impl Hub {
     }
 
     fn shard(&self, user: UserId) -> &RwLock<Registry> {
-        &self.shards[(mix(user.get()) % SHARDS as u64) as usize]
+        &self.shards[shard_of(user)]
     }
 
     /// Registers a connection of `user` opened with `session`. Returns the
@@ -369,18 +378,20 @@ impl Hub {
     pub fn send(&self, recipients: &[UserId], frame: &Frame) {
         let mut queued = 0u64;
         let mut slow = 0u64;
-        for &user in recipients {
-            let shard = read(self.shard(user));
-            if let Some(conns) = shard.get(&user) {
-                for conn in conns {
-                    match conn.offer(frame.clone()) {
-                        Offered::Queued => queued += 1,
-                        // Counted once: later frames to the closing
-                        // connection are dropped without counting again.
-                        Offered::Overflowed => slow += 1,
-                        Offered::Closed => {}
-                    }
+        let mut offer = |conns: &Vec<Arc<Outbox>>| {
+            for conn in conns {
+                match conn.offer(frame.clone()) {
+                    Offered::Queued => queued += 1,
+                    // Counted once: later frames to the closing
+                    // connection are dropped without counting again.
+                    Offered::Overflowed => slow += 1,
+                    Offered::Closed => {}
                 }
+            }
+        };
+        for &user in recipients {
+            if let Some(conns) = read(self.shard(user)).get(&user) {
+                offer(conns);
             }
         }
         self.stats
@@ -498,5 +509,24 @@ mod tests {
         drop((a1, a2, b));
         assert_eq!(hub.stats().connections.load(Ordering::Relaxed), 0);
         assert!(!hub.is_online(UserId::new(1)));
+    }
+
+    #[test]
+    fn large_fan_outs_reach_every_connection_once() {
+        let hub = Arc::new(Hub::new(HubConfig { queue_len: 8 }));
+        let users: Vec<UserId> = (1..=300).map(UserId::new).collect();
+        let subs: Vec<_> = users.iter().map(|&u| hub.subscribe(u, None).0).collect();
+        // A second device of one user, and a recipient with no connection.
+        let (extra, _) = hub.subscribe(UserId::new(7), None);
+        let mut recipients = users.clone();
+        recipients.push(UserId::new(10_000));
+        hub.send(&recipients, &Frame::text("{}".into()));
+        let mut got = Vec::new();
+        for s in subs.iter().chain(std::iter::once(&extra)) {
+            got.clear();
+            assert_eq!(s.outbox().drain(&mut got), None);
+            assert_eq!(got.len(), 1, "user {}", s.user());
+        }
+        assert_eq!(hub.stats().frames_queued.load(Ordering::Relaxed), 301);
     }
 }

@@ -265,3 +265,32 @@ async fn json_errors(request: Request, next: Next) -> Response {
     }
     fixed.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_sqlite;
+
+    #[test]
+    fn sqlite_urls_and_paths_are_accepted_other_schemes_are_not() {
+        for ok in [
+            "sqlite://kith.db",
+            "sqlite:///var/lib/kith/kith.db?mode=rwc",
+            "sqlite::memory:",
+            ":memory:",
+            "kith.db",
+            "/var/lib/kith/kith.db",
+            "data/kith.sqlite3",
+            r"C:\kith\kith.db",
+        ] {
+            assert!(is_sqlite(ok), "{ok}");
+        }
+        for refused in [
+            "postgres://kith@localhost/kith",
+            "postgresql://localhost/kith.db",
+            "mysql://localhost/kith",
+            "file:kith.db",
+        ] {
+            assert!(!is_sqlite(refused), "{refused}");
+        }
+    }
+}

@@ -27,10 +27,14 @@ impl AddressLimiter {
     }
 
     /// Takes one attempt for `ip` at `now`, or says how long to wait.
+    /// IPv6 clients are limited per /64 (one subscriber's usual allocation,
+    /// all of which a client can use); IPv4-mapped IPv6 addresses count as
+    /// their IPv4 address.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         if self.per_minute == 0 {
             return Ok(());
         }
+        let ip = bucket_key(ip);
         let capacity = f64::from(self.per_minute);
         let per_sec = capacity / 60.0;
         let mut buckets = self
@@ -53,9 +57,38 @@ impl AddressLimiter {
     }
 }
 
+/// The address a client is limited by.
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_v4_is_v4() {
+        let limiter = AddressLimiter::new(1);
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let b: IpAddr = "2001:db8:1:2:ffff::9"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(limiter.check(a, t0).is_ok());
+        assert!(limiter.check(b, t0).is_err());
+        assert!(limiter.check(other, t0).is_ok());
+        let v4: IpAddr = [192, 0, 2, 1].into();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(limiter.check(v4, t0).is_ok());
+        assert!(limiter.check(mapped, t0).is_err());
+    }
 
     #[test]
     fn bursts_then_waits_and_zero_is_off() {

@@ -1,7 +1,7 @@
 //! The `kith-server` binary: read the settings, start logging, serve until
 //! Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -48,8 +48,19 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().map_or(listen, |a| a);
-    println!("kith-server listening on http://{addr} (database: {database})");
-    println!("  REST: http://{addr}/api/v1   WebSocket: ws://{addr}/api/v1/ws   OpenAPI: http://{addr}/api/openapi.json");
+    // Not `println!`: it panics when stdout is closed (`kith-server | head -1`,
+    // a supervisor that does not read it), which would take the server down.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "kith-server listening on http://{addr} (database: {database})"
+    );
+    let _ = writeln!(
+        out,
+        "  REST: http://{addr}/api/v1   WebSocket: ws://{addr}/api/v1/ws   OpenAPI: http://{addr}/api/openapi.json"
+    );
+    let _ = out.flush();
+    drop(out);
     match kith_server::serve(app, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

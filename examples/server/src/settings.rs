@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,14 +82,65 @@ pub struct Settings {
 
 impl Settings {
     /// The settings tests and embedders start from: an in-memory database on
-    /// an ephemeral loopback port, defaults elsewhere.
+    /// an ephemeral loopback port, defaults elsewhere (whatever `KITH_*`
+    /// variables the environment holds).
     pub fn for_tests() -> Self {
-        Self::parse_from([
+        match Self::from_args([
             "kith-server",
             "--listen",
             "127.0.0.1:0",
             "--database-url",
             "sqlite::memory:",
+        ]) {
+            Ok(settings) => settings,
+            Err(e) => e.exit(),
+        }
+    }
+
+    /// Parses command-line arguments (the first is the program name) like
+    /// the binary does, but without reading `KITH_*` environment variables,
+    /// so that the result depends on `args` alone.
+    ///
+    /// # Errors
+    /// clap's error for invalid arguments.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_tests_ignore_the_environment() {
+        let s = Settings::from_args([
+            "kith-server",
+            "--request-timeout",
+            "3",
+            "--shutdown-grace",
+            "2",
+            "--cors-origins",
+            "http://a.example,http://b.example",
+            "--no-rate-limits",
         ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.request_timeout_secs, 3);
+        assert_eq!(s.shutdown_grace_secs, 2);
+        assert_eq!(s.cors_origins, ["http://a.example", "http://b.example"]);
+        assert!(s.no_rate_limits);
+        assert!(!s.open_direct_messages);
+        let t = Settings::for_tests();
+        assert_eq!(t.listen.port(), 0);
+        assert_eq!(t.database_url, "sqlite::memory:");
+        assert_eq!(t.body_limit, 64 * 1024);
+        assert!(!t.no_rate_limits);
     }
 }

@@ -183,6 +183,7 @@ async fn two_users_befriend_chat_live_read_and_log_out() {
         "bob"
     );
 
+    support::assert_no_server_errors(&server).await;
     server.trigger_shutdown();
     assert_eq!(bob_ws.closed().await, Ended::Close(1001));
     server.stopped().await.unwrap();

@@ -11,7 +11,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use kith_server::Settings;
 use reqwest::header::HeaderMap;
@@ -50,7 +49,7 @@ pub fn settings(extra: &[&str]) -> Settings {
         }
     }
     args.extend_from_slice(extra);
-    Settings::try_parse_from(args).unwrap()
+    Settings::from_args(args).unwrap()
 }
 
 /// A registered, logged-in user.
