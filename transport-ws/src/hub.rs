@@ -8,7 +8,7 @@
 //!   which is a reference-count increment, not an allocation.
 //! - Each connection has a bounded [`Outbox`]. Publishing pushes and returns;
 //!   it never waits. A connection whose outbox is full is closed with
-//!   [`close::SLOW_CONSUMER`](crate::protocol::close::SLOW_CONSUMER): it
+//!   [`close::SLOW_CONSUMER`]: it
 //!   resumes from its last version and loses nothing, because messages are
 //!   stored before they are published.
 
