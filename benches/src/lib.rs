@@ -5,12 +5,21 @@
 //! - `benches/hub.rs` (criterion): the cost per recipient of delivering one
 //!   event to 10,000 connected recipients through [`kith_ws::Hub`], and the
 //!   heap allocations it makes (counted with [`CountingAlloc`]).
+//! - `benches/storage.rs` (criterion): kith-sqlite through `Kith`: message
+//!   appends from 1 and from 100 concurrent senders (with and without group
+//!   commit), a history page, unread counts, the conversation list.
 //! - `src/bin/ws-idle-memory.rs`: the server-side memory of idle
 //!   authenticated WebSocket connections.
+//! - `src/bin/kith-loadgen.rs`: the end-to-end load generator (real
+//!   WebSocket clients against `kith-server` and a bare broadcaster baseline).
+//! - `src/bin/kith-loadgen.rs`: the end-to-end load generator: drives the
+//!   `kith-server` binary and a bare tokio-tungstenite broadcaster with the
+//!   same WebSocket workload (fan-out throughput, latency, loss, ordering,
+//!   connect rate, memory per connection) and reports both and their ratio.
 //!
 //! Figures and the exact commands are in `docs/BENCHMARKS.md`.
 
-#![allow(unsafe_code)] // the counting allocator is a `GlobalAlloc`
+#![allow(unsafe_code)] // the counting allocator (a `GlobalAlloc`) and two libc calls
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -59,6 +68,55 @@ pub fn live_bytes() -> i64 {
 /// This process's resident set size in bytes, from `/proc/self/status`.
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Raises this process's soft limit of open files to its hard limit (child
+/// processes inherit it). Returns the soft limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid `rlimit`; raising the soft limit up to
+        // the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// CPU time (user + system) consumed so far by process `pid`, in seconds,
+/// from `/proc/<pid>/stat`.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12th and 13th here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: `sysconf` only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    Some((utime + stime) as f64 / ticks)
+}
+
+/// The resident set size of process `pid` in bytes, from `/proc/<pid>/status`.
+pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)

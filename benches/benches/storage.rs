@@ -1,0 +1,355 @@
+//! The storage path: Kith over a kith-sqlite **file** database in a
+//! temporary directory (WAL, `synchronous=FULL`), driven through
+//! [`kith_core::Kith`] without a send rate limit.
+//!
+//! - `append/1_sender`: one sender, one `chat().send` after the other.
+//! - `append/100_conversations/batch_N`: 100 senders at once, each in a group
+//!   of its own; `N` is the store's append batch limit (1 switches group
+//!   commit off, so both figures come from the same run).
+//! - `append/store_100_conversations/batch_N`: the same 100 senders
+//!   straight through `ChatStore::append_message`, without Kith's checks,
+//!   lane and publication.
+//! - `append/1_group_100_senders/batch_N`: 100 senders at once in one group
+//!   of 100 (Kith's per-conversation lane serialises them).
+//! - `read/history_latest_50_of_10k`: the newest 50 of 10,000 messages.
+//! - `read/unread_1k_conversations`: unread counts of a user in 1,000
+//!   conversations, every one with an unread message.
+//! - `read/conversations_first_20_of_1k`: the first page (20) of that user's
+//!   conversation list.
+//!
+//! The data is seeded once per group through the library, not with SQL.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kith_core::{
+    Appended, Argon2Hasher, ChatStore, Config, ConversationId, History, Kith, MessageId, NewGroup,
+    NewMessage, NewMessageRecord, NewUser, Page, Timestamp, UserId,
+};
+use kith_sqlite::{SqliteStore, DEFAULT_APPEND_BATCH};
+use tokio::runtime::Runtime;
+
+/// Senders of the concurrent append benches.
+const SENDERS: usize = 100;
+/// Messages in the conversation of the history bench.
+const HISTORY_MESSAGES: usize = 10_000;
+/// The append batch limits compared: 1 (no group commit) and the default.
+const BATCH_LIMITS: [usize; 2] = [1, DEFAULT_APPEND_BATCH];
+/// Conversations of the unread and conversation-list benches.
+const CONVERSATIONS: usize = 1_000;
+
+/// A unique `client_id` per message, across every bench of the run.
+static CLIENT_IDS: AtomicU64 = AtomicU64::new(0);
+
+fn message() -> NewMessage {
+    let n = CLIENT_IDS.fetch_add(1, Ordering::Relaxed);
+    NewMessage {
+        client_id: format!("c-{n}"),
+        body: "x".repeat(100),
+        reply_to: None,
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A Kith over a fresh file database; the directory lives as long as it.
+struct Env {
+    kith: Kith,
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("kith.db");
+        let store = SqliteStore::open(path.to_str().expect("a UTF-8 path"))
+            .await
+            .expect("the database opens");
+        let mut config = Config::default();
+        config.send_rate = None;
+        let kith = Kith::builder(Arc::new(store.clone()))
+            .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+            .config(config)
+            .build();
+        Self {
+            kith,
+            store,
+            _dir: dir,
+        }
+    }
+
+    async fn users(&self, prefix: &str, n: usize) -> Vec<UserId> {
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let account = self
+                .kith
+                .accounts()
+                .create_user(NewUser {
+                    username: format!("{prefix}_{i}"),
+                    email: None,
+                })
+                .await
+                .expect("the user is created");
+            users.push(account.id);
+        }
+        users
+    }
+
+    async fn group(&self, creator: UserId, members: Vec<UserId>) -> ConversationId {
+        self.kith
+            .chat()
+            .create_group(
+                creator,
+                NewGroup {
+                    title: "bench".into(),
+                    members,
+                },
+            )
+            .await
+            .expect("the group is created")
+            .id
+    }
+
+    async fn send(&self, sender: UserId, conversation: ConversationId) {
+        self.kith
+            .chat()
+            .send(sender, conversation, message())
+            .await
+            .expect("the message is sent");
+    }
+}
+
+/// Runs `each(i)` for `i` in `0..n`, `width` at a time.
+async fn concurrently<F, Fut>(n: usize, width: usize, each: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use futures::stream::StreamExt;
+    futures::stream::iter((0..n).map(each))
+        .buffer_unordered(width)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Every sender sends `per_sender` messages into its conversation, all
+/// senders at once; returns the elapsed time.
+async fn flood(env: &Arc<Env>, senders: &[(UserId, ConversationId)], per_sender: u64) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = senders
+        .iter()
+        .map(|&(user, conversation)| {
+            let env = Arc::clone(env);
+            tokio::spawn(async move {
+                for _ in 0..per_sender {
+                    env.send(user, conversation).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a sender task");
+    }
+    start.elapsed()
+}
+
+/// As [`flood`], straight through `ChatStore::append_message`.
+async fn flood_store(
+    env: &Arc<Env>,
+    senders: &[(UserId, ConversationId)],
+    per_sender: u64,
+) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = senders
+        .iter()
+        .map(|&(sender, conversation_id)| {
+            let env = Arc::clone(env);
+            tokio::spawn(async move {
+                for _ in 0..per_sender {
+                    let n = CLIENT_IDS.fetch_add(1, Ordering::Relaxed);
+                    let record = NewMessageRecord {
+                        id: MessageId::new((1 << 50) + n),
+                        conversation_id,
+                        sender,
+                        client_id: format!("c-{n}"),
+                        body: "x".repeat(100),
+                        reply_to: None,
+                        created_at: Timestamp::from_millis(1_767_225_600_000 + n as i64),
+                    };
+                    let appended = env.store.append_message(&record).await;
+                    assert!(matches!(appended, Ok(Appended::Created(_))));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a sender task");
+    }
+    start.elapsed()
+}
+
+fn append(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("append");
+    group.measurement_time(Duration::from_secs(5));
+    group.warm_up_time(Duration::from_secs(1));
+    group.sample_size(10);
+
+    // One sender, one message after the other.
+    let (env, alice, notes) = rt.block_on(async {
+        let env = Env::new().await;
+        let alice = env.users("solo", 1).await[0];
+        let notes = env.group(alice, Vec::new()).await;
+        (env, alice, notes)
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("1_sender", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    env.send(alice, notes).await;
+                }
+                start.elapsed()
+            })
+        });
+    });
+    drop(env);
+
+    // 100 senders, each in a conversation of its own.
+    let (env, own) = rt.block_on(async {
+        let env = Env::new().await;
+        let users = env.users("own", SENDERS).await;
+        let mut own = Vec::with_capacity(SENDERS);
+        for &user in &users {
+            own.push((user, env.group(user, Vec::new()).await));
+        }
+        (Arc::new(env), own)
+    });
+    group.throughput(Throughput::Elements(SENDERS as u64));
+    for batch in BATCH_LIMITS {
+        env.store.set_append_batch_limit(batch);
+        group.bench_function(format!("100_conversations/batch_{batch}"), |b| {
+            b.iter_custom(|iters| rt.block_on(flood(&env, &own, iters)));
+        });
+    }
+
+    // The same through the store alone (`ChatStore::append_message`), without
+    // Kith's checks (two reads per send), lane and publication: the ceiling
+    // of the storage layer.
+    let store_senders: Vec<(UserId, ConversationId)> = own.clone();
+    for batch in BATCH_LIMITS {
+        env.store.set_append_batch_limit(batch);
+        group.bench_function(format!("store_100_conversations/batch_{batch}"), |b| {
+            b.iter_custom(|iters| rt.block_on(flood_store(&env, &store_senders, iters)));
+        });
+    }
+    drop(env);
+
+    // 100 senders in one shared group.
+    let (env, shared) = rt.block_on(async {
+        let env = Env::new().await;
+        let users = env.users("shared", SENDERS).await;
+        let group = env.group(users[0], users.clone()).await;
+        let shared: Vec<_> = users.into_iter().map(|u| (u, group)).collect();
+        (Arc::new(env), shared)
+    });
+    for batch in BATCH_LIMITS {
+        env.store.set_append_batch_limit(batch);
+        group.bench_function(format!("1_group_100_senders/batch_{batch}"), |b| {
+            b.iter_custom(|iters| rt.block_on(flood(&env, &shared, iters)));
+        });
+    }
+    drop(env);
+    group.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("read");
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+
+    // A conversation of 10,000 messages.
+    let (env, reader, long) = rt.block_on(async {
+        let env = Env::new().await;
+        let users = env.users("history", 2).await;
+        let long = env.group(users[0], vec![users[1]]).await;
+        let seeding = Instant::now();
+        for _ in 0..HISTORY_MESSAGES {
+            env.send(users[1], long).await;
+        }
+        eprintln!(
+            "seeded {HISTORY_MESSAGES} messages in {:.1?}",
+            seeding.elapsed()
+        );
+        (env, users[0], long)
+    });
+    group.bench_function("history_latest_50_of_10k", |b| {
+        b.to_async(&rt).iter(|| async {
+            let page = env
+                .kith
+                .chat()
+                .history(reader, long, History::Latest, Some(50))
+                .await
+                .expect("a page of history");
+            assert_eq!(page.messages.len(), 50);
+            page
+        });
+    });
+    drop(env);
+
+    // A user in 1,000 conversations, each with one message from someone else.
+    let (env, user) = rt.block_on(async {
+        let env = Arc::new(Env::new().await);
+        let users = env.users("busy", 2).await;
+        let (user, other) = (users[0], users[1]);
+        let seeding = Instant::now();
+        concurrently(CONVERSATIONS, SENDERS, |_| {
+            let env = Arc::clone(&env);
+            async move {
+                let id = env.group(user, vec![other]).await;
+                env.send(other, id).await;
+            }
+        })
+        .await;
+        eprintln!(
+            "seeded {CONVERSATIONS} conversations in {:.1?}",
+            seeding.elapsed()
+        );
+        (env, user)
+    });
+    group.bench_function("unread_1k_conversations", |b| {
+        b.to_async(&rt).iter(|| async {
+            let unread = env.kith.chat().unread(user).await.expect("unread counts");
+            assert_eq!(unread.conversations.len(), CONVERSATIONS);
+            unread
+        });
+    });
+    group.bench_function("conversations_first_20_of_1k", |b| {
+        b.to_async(&rt).iter(|| async {
+            let page = env
+                .kith
+                .chat()
+                .conversations(user, &Page::with_limit(20))
+                .await
+                .expect("a page of conversations");
+            assert_eq!(page.items.len(), 20);
+            page
+        });
+    });
+    group.finish();
+    rt.block_on(env.store.close());
+}
+
+criterion_group!(benches, append, reads);
+criterion_main!(benches);
