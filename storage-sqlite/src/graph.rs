@@ -232,6 +232,20 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Inserts one follow or mute in its own transaction; see [`Self::insert_link`].
+    async fn insert_link_alone(
+        &self,
+        sql: &'static str,
+        from: UserId,
+        to: UserId,
+        since: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let inserted = Self::insert_link(&mut tx, sql, from, to, since).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(inserted)
+    }
+
     /// Deletes one follow, block or mute in its own transaction.
     async fn delete_link(&self, sql: &'static str, from: UserId, to: UserId) -> Result<bool> {
         let mut tx = self.write().await?;
@@ -429,18 +443,14 @@ impl GraphStore for SqliteStore {
         followee: UserId,
         since: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let inserted = Self::insert_link(
-            &mut tx,
+        self.insert_link_alone(
             "INSERT INTO follows (follower_id, followee_id, since) VALUES (?1, ?2, ?3) \
              ON CONFLICT DO NOTHING",
             follower,
             followee,
             since,
         )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(inserted)
+        .await
     }
 
     async fn delete_follow(&self, follower: UserId, followee: UserId) -> Result<bool> {
@@ -526,18 +536,14 @@ impl GraphStore for SqliteStore {
     /// As the trait says; also [`Error::NotFound`] ([`Entity::User`]) if
     /// either user is not a live account.
     async fn insert_mute(&self, muter: UserId, muted: UserId, since: Timestamp) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let inserted = Self::insert_link(
-            &mut tx,
+        self.insert_link_alone(
             "INSERT INTO mutes (muter_id, muted_id, since) VALUES (?1, ?2, ?3) \
              ON CONFLICT DO NOTHING",
             muter,
             muted,
             since,
         )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(inserted)
+        .await
     }
 
     async fn delete_mute(&self, muter: UserId, muted: UserId) -> Result<bool> {
