@@ -72,6 +72,24 @@ impl Error {
         }
     }
 
+    /// The same error again, for answering every caller of a batch that
+    /// failed as a whole (a storage error keeps its message, not its source).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Error::NotFound(e) => Error::NotFound(*e),
+            Error::Forbidden(d) => Error::Forbidden(*d),
+            Error::Conflict(c) => Error::Conflict(*c),
+            Error::InvalidInput { field, reason } => Error::invalid(field, reason.clone()),
+            Error::InvalidCredentials => Error::InvalidCredentials,
+            Error::Unauthenticated => Error::Unauthenticated,
+            Error::RateLimited { retry_after } => Error::RateLimited {
+                retry_after: *retry_after,
+            },
+            Error::Storage(e) => Error::storage(e.to_string()),
+            Error::Internal(m) => Error::Internal(m.clone()),
+        }
+    }
+
     /// A stable, machine-readable code for the error's kind, such as
     /// `"not_found"` or `"invalid_input"`. Transports send it to clients.
     pub fn code(&self) -> &'static str {

@@ -338,6 +338,28 @@ pub trait ChatStore: Send + Sync {
     /// is not a current member; nothing is stored then.
     async fn append_message(&self, message: &NewMessageRecord) -> Result<Appended>;
 
+    /// Appends `messages` in order, each with the outcome
+    /// [`append_message`](Self::append_message) would have given it at its
+    /// place in the sequence (a later message sees the earlier ones: a
+    /// repeated `(sender, client_id)` is [`Appended::Existing`] of the first).
+    /// One failing message does not stop the others. Kith hands a
+    /// conversation's waiting sends over in one call, so a backend can share
+    /// one commit among them; the default appends one after the other.
+    ///
+    /// # Errors
+    /// An outer `Err` only if the backend failed as a whole; then no message
+    /// of the call was stored.
+    async fn append_messages(
+        &self,
+        messages: &[NewMessageRecord],
+    ) -> Result<Vec<Result<Appended>>> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            outcomes.push(self.append_message(message).await);
+        }
+        Ok(outcomes)
+    }
+
     /// A message of the conversation, deleted or not.
     async fn message(&self, id: ConversationId, message: MessageId) -> Result<Option<Message>>;
 

@@ -122,24 +122,38 @@ enum Failure {
 }
 
 impl SqliteStore {
-    /// Queues an append for the writer task and waits for its outcome.
-    pub(crate) async fn append_grouped(&self, record: &NewMessageRecord) -> Result<Appended> {
-        let (reply, outcome) = oneshot::channel();
+    /// Queues appends, one after the other, for the writer task and waits
+    /// for their outcomes.
+    pub(crate) async fn append_grouped(
+        &self,
+        records: &[NewMessageRecord],
+    ) -> Vec<Result<Appended>> {
+        let mut outcomes = Vec::with_capacity(records.len());
         let spawn = {
             let mut state = self.appender.lock();
-            state.queue.push_back(Job {
-                record: record.clone(),
-                reply,
-            });
+            for record in records {
+                let (reply, outcome) = oneshot::channel();
+                state.queue.push_back(Job {
+                    record: record.clone(),
+                    reply,
+                });
+                outcomes.push(outcome);
+            }
             !std::mem::replace(&mut state.running, true)
         };
         if spawn {
             let store = self.clone();
             tokio::spawn(async move { store.run_writer().await });
         }
-        outcome
-            .await
-            .map_err(|_| Error::storage("the SQLite writer task was stopped"))?
+        let mut answers = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            answers.push(
+                outcome
+                    .await
+                    .unwrap_or_else(|_| Err(Error::storage("the SQLite writer task was stopped"))),
+            );
+        }
+        answers
     }
 
     /// The writer task: commits batches until the queue is empty.

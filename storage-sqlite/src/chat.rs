@@ -739,7 +739,20 @@ impl ChatStore for SqliteStore {
 
     /// As the trait says. Appends are group-committed: see `append.rs`.
     async fn append_message(&self, message: &NewMessageRecord) -> Result<Appended> {
-        self.append_grouped(message).await
+        let outcome = self.append_grouped(std::slice::from_ref(message)).await;
+        outcome
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(Error::storage("the SQLite writer gave no outcome")))
+    }
+
+    /// As the trait says: the messages are queued together, so they are
+    /// committed together (unless the batch limit splits them).
+    async fn append_messages(
+        &self,
+        messages: &[NewMessageRecord],
+    ) -> Result<Vec<Result<Appended>>> {
+        Ok(self.append_grouped(messages).await)
     }
 
     async fn message(&self, id: ConversationId, message: MessageId) -> Result<Option<Message>> {

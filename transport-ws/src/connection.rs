@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message};
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use kith_core::{ConversationId, Error, Kith, NewMessage, Page, UserId};
 use tokio::sync::{mpsc, oneshot};
@@ -78,11 +80,13 @@ where
         replay: Some(replay_tx),
         strikes: Vec::new(),
         typing: HashMap::new(),
+        sending: FuturesOrdered::new(),
     };
     // The reader stops only between frames (when the client goes away or a
     // close is requested), never in the middle of a Kith call: a message
     // committed by `send` is always published and acknowledged.
     let code = reader.run(stream).await;
+    reader.finish_sends().await;
     outbox.close(code);
     // The writer sends the close frame, unless it is stuck on a client that
     // stopped reading, in which case dropping it drops the socket.
@@ -214,7 +218,23 @@ struct Reader<'a> {
     strikes: Vec<Instant>,
     /// When this connection last announced typing in each conversation.
     typing: HashMap<ConversationId, Instant>,
+    /// Sends queued in Kith and not yet answered, in the client's order.
+    sending: FuturesOrdered<Sending>,
 }
+
+/// A send's conversation, client_id and outcome.
+type SendOutcome = (
+    ConversationId,
+    String,
+    kith_core::Result<kith_core::Message>,
+);
+
+/// A send in flight.
+type Sending = BoxFuture<'static, SendOutcome>;
+
+/// The most sends a connection has in flight; beyond that its reader waits
+/// for the oldest to be answered before reading the next frame.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 impl Reader<'_> {
     /// Reads until the client goes away or must be closed; returns the close code.
@@ -226,7 +246,12 @@ impl Reader<'_> {
         let config = &self.shared.config;
         loop {
             let next = tokio::select! {
-                next = tokio::time::timeout(config.idle_timeout, stream.next()) => next,
+                Some(outcome) = self.sending.next() => {
+                    self.answer_send(outcome);
+                    continue;
+                }
+                next = tokio::time::timeout(config.idle_timeout, stream.next()),
+                    if self.sending.len() < MAX_SENDS_IN_FLIGHT => next,
                 // Closing was requested (revoked session, slow consumer,
                 // shutdown); the code is already set.
                 () = self.outbox.closed() => return close::NORMAL,
@@ -311,6 +336,27 @@ impl Reader<'_> {
         self.outbox.push(Frame::text(frame.to_json()));
     }
 
+    /// Acknowledges a send, or refuses it.
+    fn answer_send(&mut self, (conversation_id, client_id, outcome): SendOutcome) {
+        match outcome {
+            Ok(m) => self.reply(&ServerFrame::Ack {
+                client_id: &m.client_id,
+                conversation_id,
+                message_id: m.id,
+                seq: m.seq,
+                version: m.version,
+            }),
+            Err(e) => self.refuse_error(&e, Some(&client_id)),
+        }
+    }
+
+    /// Waits for every send in flight and answers it.
+    async fn finish_sends(&mut self) {
+        while let Some(outcome) = self.sending.next().await {
+            self.answer_send(outcome);
+        }
+    }
+
     async fn handle(&mut self, frame: ClientFrame) {
         if let Some(replay) = self.replay.take() {
             let resume = match &frame {
@@ -326,6 +372,14 @@ impl Reader<'_> {
             if resume.is_some() {
                 return;
             }
+        }
+        if !matches!(
+            frame,
+            ClientFrame::Send { .. } | ClientFrame::Ping { .. } | ClientFrame::Typing { .. }
+        ) {
+            // Any other change waits for the sends before it, so it never
+            // overtakes them (a `read` after a `send` covers the message).
+            self.finish_sends().await;
         }
         let chat = self.shared.kith.chat();
         let client_id = frame.client_id().map(str::to_owned);
@@ -349,26 +403,22 @@ impl Reader<'_> {
                 client_id: cid,
                 body,
                 reply_to,
-            } => chat
-                .send(
+            } => {
+                // Queued in the conversation now, in the client's order;
+                // answered when its batch is stored (`run` polls it).
+                let sent = chat.send(
                     self.user,
                     conversation_id,
                     NewMessage {
-                        client_id: cid,
+                        client_id: cid.clone(),
                         body,
                         reply_to,
                     },
-                )
-                .await
-                .map(|m| {
-                    self.reply(&ServerFrame::Ack {
-                        client_id: &m.client_id,
-                        conversation_id,
-                        message_id: m.id,
-                        seq: m.seq,
-                        version: m.version,
-                    })
-                }),
+                );
+                self.sending
+                    .push_back(Box::pin(async move { (conversation_id, cid, sent.await) }));
+                return;
+            }
             ClientFrame::Edit {
                 conversation_id,
                 message_id,
@@ -449,7 +499,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    async fn unread_frame(&self) -> kith_core::Result<Frame> {
+    async fn unread_frame(&mut self) -> kith_core::Result<Frame> {
         let counts = self.shared.kith.chat().unread(self.user).await?;
         Ok(Frame::text(
             ServerFrame::Unread {
@@ -460,7 +510,7 @@ impl Reader<'_> {
         ))
     }
 
-    async fn send_unread(&self) -> kith_core::Result<()> {
+    async fn send_unread(&mut self) -> kith_core::Result<()> {
         let frame = self.unread_frame().await?;
         self.outbox.push(frame);
         Ok(())

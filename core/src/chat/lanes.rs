@@ -3,27 +3,93 @@
 //! order, however many tasks write to it at once. Conversations do not wait
 //! for each other: the locks are created on demand in a sharded map and
 //! dropped when nobody holds or waits for them.
+//!
+//! Sends do not take the lane one by one. [`Lanes::queue_send`] puts a send
+//! in its conversation's queue at once (so sends queued one after the other
+//! by one caller keep that order), and whichever send gets the lane next
+//! takes every send waiting and runs them as one batch: one load of the
+//! members, one call to the store (so one commit), then their events in
+//! order. While a batch commits, the next one queues up, so a busy
+//! conversation's batches grow with its load.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::channel::oneshot;
 use futures::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::ids::ConversationId;
+use super::model::Message;
+use super::NewMessage;
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, UserId};
 
 const SHARDS: usize = 32;
 
-type Lane = Arc<AsyncMutex<()>>;
+/// The most sends one batch takes.
+pub(crate) const MAX_SEND_BATCH: usize = 256;
 
-/// The per-conversation locks.
+type Lane = Arc<AsyncMutex<()>>;
+type SendShard = Mutex<HashMap<ConversationId, VecDeque<QueuedSend>>>;
+
+/// A validated send waiting for its conversation's next batch.
+pub(crate) struct QueuedSend {
+    ticket: u64,
+    pub actor: UserId,
+    /// With its body validated.
+    pub input: NewMessage,
+    pub reply: oneshot::Sender<Result<Message>>,
+}
+
+/// The per-conversation locks and send queues.
 pub(crate) struct Lanes {
     shards: Vec<Mutex<HashMap<ConversationId, Lane>>>,
+    sends: Arc<[SendShard]>,
+    tickets: AtomicU64,
 }
 
 impl Default for Lanes {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            sends: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            tickets: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A queued send's claim on its outcome. Dropping it before the send was
+/// taken into a batch withdraws the send.
+pub(crate) struct SendTicket {
+    sends: Arc<[SendShard]>,
+    id: ConversationId,
+    ticket: u64,
+    outcome: oneshot::Receiver<Result<Message>>,
+}
+
+impl SendTicket {
+    /// The outcome, if the send's batch has run (or was abandoned).
+    pub fn outcome(&mut self) -> Option<Result<Message>> {
+        match self.outcome.try_recv() {
+            Ok(Some(outcome)) => Some(outcome),
+            Ok(None) => None,
+            // The batch that took the send was dropped before it answered
+            // (its caller went away): the send may or may not be stored.
+            Err(oneshot::Canceled) => Some(Err(Error::Internal(
+                "the send was interrupted; send again with the same client_id".into(),
+            ))),
+        }
+    }
+}
+
+impl Drop for SendTicket {
+    fn drop(&mut self) {
+        let mut map = lock(send_shard(&self.sends, self.id));
+        if let Some(queue) = map.get_mut(&self.id) {
+            queue.retain(|s| s.ticket != self.ticket);
+            if queue.is_empty() {
+                map.remove(&self.id);
+            }
         }
     }
 }
@@ -38,6 +104,42 @@ pub(crate) struct LaneGuard<'a> {
 impl Lanes {
     fn shard(&self, id: ConversationId) -> &Mutex<HashMap<ConversationId, Lane>> {
         &self.shards[(id.get() % SHARDS as u64) as usize]
+    }
+
+    /// Queues a send for the conversation's next batch.
+    pub fn queue_send(&self, id: ConversationId, actor: UserId, input: NewMessage) -> SendTicket {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let (reply, outcome) = oneshot::channel();
+        lock(send_shard(&self.sends, id))
+            .entry(id)
+            .or_default()
+            .push_back(QueuedSend {
+                ticket,
+                actor,
+                input,
+                reply,
+            });
+        SendTicket {
+            sends: Arc::clone(&self.sends),
+            id,
+            ticket,
+            outcome,
+        }
+    }
+
+    /// Takes the conversation's waiting sends, oldest first, at most
+    /// [`MAX_SEND_BATCH`]; call with the lane held.
+    pub fn take_sends(&self, id: ConversationId) -> Vec<QueuedSend> {
+        let mut map = lock(send_shard(&self.sends, id));
+        let Some(queue) = map.get_mut(&id) else {
+            return Vec::new();
+        };
+        let n = queue.len().min(MAX_SEND_BATCH);
+        let batch: Vec<QueuedSend> = queue.drain(..n).collect();
+        if queue.is_empty() {
+            map.remove(&id);
+        }
+        batch
     }
 
     /// Waits for the conversation's lane and holds it.
@@ -56,7 +158,8 @@ impl Lanes {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).len()).sum::<usize>()
+            + self.sends.iter().map(|s| lock(s).len()).sum::<usize>()
     }
 }
 
@@ -72,6 +175,10 @@ impl Drop for LaneGuard<'_> {
             map.remove(&self.id);
         }
     }
+}
+
+fn send_shard(sends: &[SendShard], id: ConversationId) -> &SendShard {
+    &sends[(id.get() % SHARDS as u64) as usize]
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

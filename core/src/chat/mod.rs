@@ -15,9 +15,13 @@ pub mod model;
 mod rate;
 
 pub(crate) use lanes::Lanes;
+use lanes::QueuedSend;
 pub use model::*;
 pub(crate) use rate::RateLimiter;
 pub use rate::SendRate;
+
+use std::future::Future;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +99,7 @@ pub const MAX_CHANGES: u32 = 500;
 
 /// Conversations, messages, reactions and read state.
 pub struct Chat<'k> {
-    pub(crate) kith: &'k Inner,
+    pub(crate) kith: &'k Arc<Inner>,
 }
 
 /// A conversation loaded for an action by one of its members.
@@ -534,23 +538,137 @@ impl Chat<'_> {
     /// friends under [`DirectMessages::FriendsOnly`]); [`Error::Conflict`]
     /// ([`Clash::ClientIdReused`]) if the `client_id` was used in another
     /// conversation; [`Error::RateLimited`] beyond the configured send rate.
-    pub async fn send(
+    ///
+    /// The send is queued for its conversation when `send` is called, before
+    /// the returned future is first polled: sends a caller makes one after
+    /// the other (without awaiting each) are stored in that order, and a
+    /// conversation's waiting sends are stored together, in one call to
+    /// [`ChatStore::append_messages`](crate::ChatStore::append_messages).
+    /// Dropping the future before its send was taken into a batch withdraws
+    /// the send.
+    pub fn send(
         &self,
         actor: UserId,
         id: ConversationId,
         input: NewMessage,
-    ) -> Result<Message> {
-        validate::client_id("client_id", &input.client_id)?;
-        let body = validate::message_body("body", &input.body, self.kith.config.max_message_chars)?;
-        // The scene is loaded inside the lane so that the recipients are the
-        // members at the message's version, not before a concurrent change.
-        let _lane = self.kith.lanes.enter(id).await;
-        let scene = self.scene(actor, id).await?;
-        if scene.conversation.kind == ConversationKind::Direct {
-            if let Some(other) = scene.members.iter().find(|m| m.user_id != actor) {
+    ) -> impl Future<Output = Result<Message>> + Send + 'static {
+        let kith = Arc::clone(self.kith);
+        let checked = validate::client_id("client_id", &input.client_id).and_then(|()| {
+            validate::message_body("body", &input.body, kith.config.max_message_chars)
+        });
+        let queued = checked.map(|body| {
+            kith.lanes
+                .queue_send(id, actor, NewMessage { body, ..input })
+        });
+        async move {
+            let mut ticket = queued?;
+            loop {
+                if let Some(outcome) = ticket.outcome() {
+                    return outcome;
+                }
+                // Whoever holds the lane next runs every waiting send; if
+                // that was not this one's holder, its outcome is there now.
+                let _lane = kith.lanes.enter(id).await;
+                if let Some(outcome) = ticket.outcome() {
+                    return outcome;
+                }
+                let batch = kith.lanes.take_sends(id);
+                Chat { kith: &kith }.send_batch(id, batch).await;
+            }
+        }
+    }
+
+    /// Stores a batch of the conversation's sends and publishes them, in
+    /// order; answers every send. Runs inside the lane, so the scene (and
+    /// with it the recipients) is the one at the messages' versions.
+    async fn send_batch(&self, id: ConversationId, batch: Vec<QueuedSend>) {
+        let scene = async {
+            let store = &self.kith.storage;
+            let conversation = store
+                .conversation(id)
+                .await?
+                .ok_or(Error::NotFound(Entity::Conversation))?;
+            Ok::<_, Error>((conversation, store.members(id).await?))
+        };
+        let (conversation, members) = match scene.await {
+            Ok(scene) => scene,
+            Err(e) => {
+                for send in batch {
+                    let _ = send.reply.send(Err(e.duplicate()));
+                }
+                return;
+            }
+        };
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        for send in batch {
+            match self.admit(&conversation, &members, &send).await {
+                Ok(record) => {
+                    records.push(record);
+                    accepted.push(send);
+                }
+                Err(e) => {
+                    let _ = send.reply.send(Err(e));
+                }
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        let outcomes = match self.kith.storage.append_messages(&records).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                for send in accepted {
+                    let _ = send.reply.send(Err(e.duplicate()));
+                }
+                return;
+            }
+        };
+        let recipients: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let mut outcomes = outcomes.into_iter();
+        for send in accepted {
+            let outcome = match outcomes.next() {
+                None => Err(Error::storage(
+                    "the store answered fewer appends than asked",
+                )),
+                Some(Err(e)) => Err(e),
+                Some(Ok(Appended::Existing(message))) if message.conversation_id == id => {
+                    Ok(message)
+                }
+                Some(Ok(Appended::Existing(_))) => Err(Error::Conflict(Clash::ClientIdReused)),
+                Some(Ok(Appended::Created(message))) => {
+                    self.kith.emit(Delivery::new(
+                        Event::MessageCreated {
+                            message: message.clone(),
+                        },
+                        recipients.iter().copied(),
+                    ));
+                    Ok(message)
+                }
+            };
+            // A caller that went away does not listen any more.
+            let _ = send.reply.send(outcome);
+        }
+    }
+
+    /// Checks one send of a batch against the conversation and the rules,
+    /// and prepares its record.
+    async fn admit(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+        send: &QueuedSend,
+    ) -> Result<NewMessageRecord> {
+        let (actor, id) = (send.actor, conversation.id);
+        if !members.iter().any(|m| m.user_id == actor) {
+            return Err(Error::NotFound(Entity::Conversation));
+        }
+        if conversation.kind == ConversationKind::Direct {
+            if let Some(other) = members.iter().find(|m| m.user_id != actor) {
                 self.may_message(actor, other.user_id).await?;
             }
         }
+        let input = &send.input;
         if let Some(reply_to) = input.reply_to {
             if self.kith.storage.message(id, reply_to).await?.is_none() {
                 return Err(Error::invalid(
@@ -562,28 +680,15 @@ impl Chat<'_> {
         if let Some(rate) = self.kith.config.send_rate {
             self.kith.rate.take(rate, actor, self.kith.clock.now())?;
         }
-        let record = NewMessageRecord {
+        Ok(NewMessageRecord {
             id: MessageId::new(self.kith.ids.next_id()),
             conversation_id: id,
             sender: actor,
-            client_id: input.client_id,
-            body,
+            client_id: input.client_id.clone(),
+            body: input.body.clone(),
             reply_to: input.reply_to,
             created_at: self.kith.clock.now(),
-        };
-        match self.kith.storage.append_message(&record).await? {
-            Appended::Existing(message) if message.conversation_id == id => Ok(message),
-            Appended::Existing(_) => Err(Error::Conflict(Clash::ClientIdReused)),
-            Appended::Created(message) => {
-                self.kith.emit(Delivery::new(
-                    Event::MessageCreated {
-                        message: message.clone(),
-                    },
-                    scene.recipients(),
-                ));
-                Ok(message)
-            }
-        }
+        })
     }
 
     /// Loads a message of the scene that the actor sent.
