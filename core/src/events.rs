@@ -252,6 +252,16 @@ impl Delivery {
 pub trait EventSink: Send + Sync {
     /// Hands a delivery to the transport.
     fn publish(&self, delivery: Delivery);
+
+    /// Hands several deliveries over at once, to be delivered in this order:
+    /// Kith publishes the messages of one batch of sends together, so a
+    /// transport can queue them together (and wake each connection once).
+    /// The default publishes them one after the other.
+    fn publish_all(&self, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            self.publish(delivery);
+        }
+    }
 }
 
 /// A sink that drops every event, for apps without a real-time transport.

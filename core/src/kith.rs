@@ -65,6 +65,14 @@ impl Inner {
             self.sink.publish(delivery);
         }
     }
+
+    /// Publishes deliveries together, in order.
+    pub fn emit_all(&self, mut deliveries: Vec<Delivery>) {
+        deliveries.retain(|d| !d.recipients.is_empty());
+        if !deliveries.is_empty() {
+            self.sink.publish_all(deliveries);
+        }
+    }
 }
 
 impl Kith {

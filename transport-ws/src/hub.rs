@@ -152,17 +152,18 @@ impl Outbox {
     /// Queues a frame. Returns `false` if the connection is closed or has
     /// just been closed because its queue is full.
     pub fn push(&self, frame: Frame) -> bool {
-        self.offer(frame) == Offered::Queued
+        self.offer(std::slice::from_ref(&frame)) == Offered::Queued
     }
 
-    /// Queues a frame, telling apart the push that overflows the queue (and
-    /// closes the connection) from pushes to an already closed connection.
-    fn offer(&self, frame: Frame) -> Offered {
+    /// Queues frames (all or none), telling apart the push that overflows
+    /// the queue (and closes the connection) from pushes to an already
+    /// closed connection.
+    fn offer(&self, frames: &[Frame]) -> Offered {
         let mut state = self.lock();
         if state.closed.is_some() {
             return Offered::Closed;
         }
-        if state.queue.len() >= self.capacity {
+        if state.queue.len() + frames.len() > self.capacity {
             state.closed = Some(close::SLOW_CONSUMER);
             state.queue.clear();
             drop(state);
@@ -171,10 +172,8 @@ impl Outbox {
             return Offered::Overflowed;
         }
         let was_empty = state.queue.is_empty();
-        state.queue.push_back(frame);
+        state.queue.extend(frames.iter().cloned());
         drop(state);
-        // A non-empty queue has already woken the writer, which has not
-        // drained it yet: one wake per batch is enough.
         if was_empty {
             self.wake.notify_one();
         }
@@ -376,12 +375,19 @@ impl Hub {
     /// Queues `frame` to every connection of every user in `recipients`.
     /// Never waits: a connection whose queue is full is closed instead.
     pub fn send(&self, recipients: &[UserId], frame: &Frame) {
+        self.send_all(recipients, std::slice::from_ref(frame));
+    }
+
+    /// Queues `frames`, in order, to every connection of every user in
+    /// `recipients`, waking each connection once. Never waits: a connection
+    /// whose queue cannot take them all is closed instead.
+    pub fn send_all(&self, recipients: &[UserId], frames: &[Frame]) {
         let mut queued = 0u64;
         let mut slow = 0u64;
         let mut offer = |conns: &Vec<Arc<Outbox>>| {
             for conn in conns {
-                match conn.offer(frame.clone()) {
-                    Offered::Queued => queued += 1,
+                match conn.offer(frames) {
+                    Offered::Queued => queued += frames.len() as u64,
                     // Counted once: later frames to the closing
                     // connection are dropped without counting again.
                     Offered::Overflowed => slow += 1,
@@ -448,9 +454,43 @@ impl EventSink for Hub {
     fn publish(&self, delivery: Delivery) {
         let frame = Frame::event(&delivery.event);
         self.send(&delivery.recipients, &frame);
-        // Revocations take effect after the event is queued, so that clients
-        // learn why before the socket closes.
-        match &delivery.event {
+        self.after(&delivery.event);
+    }
+
+    /// Runs of deliveries to the same recipients (the messages of one batch
+    /// of sends) are queued together, one wake per connection.
+    fn publish_all(&self, deliveries: Vec<Delivery>) {
+        let mut rest = &deliveries[..];
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|d| d.recipients == first.recipients && !closes(&d.event))
+                .count()
+                .max(1);
+            let frames: Vec<Frame> = rest[..run].iter().map(|d| Frame::event(&d.event)).collect();
+            self.send_all(&first.recipients, &frames);
+            for delivery in &rest[..run] {
+                self.after(&delivery.event);
+            }
+            rest = &rest[run..];
+        }
+    }
+}
+
+/// Whether publishing `event` closes connections (see [`Hub::after`]).
+fn closes(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::SessionsRevoked { .. } | Event::AccountDeleted { .. }
+    )
+}
+
+impl Hub {
+    /// What publishing `event` does besides queuing it. Revocations take
+    /// effect after the event is queued, so that clients learn why before
+    /// the socket closes.
+    fn after(&self, event: &Event) {
+        match event {
             Event::SessionsRevoked { user_id, sessions } => {
                 self.close_user(*user_id, Some(sessions), close::SESSION_REVOKED);
             }

@@ -545,7 +545,11 @@ impl Chat<'_> {
     /// conversation's waiting sends are stored together, in one call to
     /// [`ChatStore::append_messages`](crate::ChatStore::append_messages).
     /// Dropping the future before its send was taken into a batch withdraws
-    /// the send.
+    /// the send. The future that runs a batch runs it for every send in it:
+    /// dropped in the middle, the others get [`Error::Internal`] and their
+    /// messages may be stored without being published, so a transport should
+    /// drive the future to completion (the future is `'static`; spawn it if
+    /// the caller may go away).
     pub fn send(
         &self,
         actor: UserId,
@@ -626,6 +630,8 @@ impl Chat<'_> {
         };
         let recipients: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let mut outcomes = outcomes.into_iter();
+        let mut created = Vec::with_capacity(accepted.len());
+        let mut answers = Vec::with_capacity(accepted.len());
         for send in accepted {
             let outcome = match outcomes.next() {
                 None => Err(Error::storage(
@@ -637,7 +643,7 @@ impl Chat<'_> {
                 }
                 Some(Ok(Appended::Existing(_))) => Err(Error::Conflict(Clash::ClientIdReused)),
                 Some(Ok(Appended::Created(message))) => {
-                    self.kith.emit(Delivery::new(
+                    created.push(Delivery::new(
                         Event::MessageCreated {
                             message: message.clone(),
                         },
@@ -646,8 +652,14 @@ impl Chat<'_> {
                     Ok(message)
                 }
             };
+            answers.push((send.reply, outcome));
+        }
+        // Published before anyone is answered, so an acknowledged message
+        // has always been handed to the sink.
+        self.kith.emit_all(created);
+        for (reply, outcome) in answers {
             // A caller that went away does not listen any more.
-            let _ = send.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 

@@ -12,11 +12,12 @@ use futures::future::join_all;
 use crate::testkit::blocks::block;
 use crate::testkit::graph::ids;
 use crate::testkit::Refusal::*;
-use crate::testkit::{all_pages, Fixture, Refusal, NO_USER};
+use crate::testkit::{all_pages, refusal, Fixture, Refusal, NO_USER};
 use crate::{
-    Clock, Config, Conversation, ConversationId, ConversationKind, ConversationSummary, Denied,
-    DirectMessages, Entity, Event, History, Member, MemberRole, Message, NewGroup, NewMessage,
-    Page, ReactionKind, ReadState, SendRate, Timestamp, UnreadCounts, UnreadEntry, UserId,
+    Appended, ChatStore, Clock, Config, Conversation, ConversationId, ConversationKind,
+    ConversationSummary, Delivery, Denied, DirectMessages, Entity, Event, History, Member,
+    MemberRole, Message, MessageId, NewGroup, NewMessage, NewMessageRecord, Page, ReactionKind,
+    ReadState, SendRate, Timestamp, UnreadCounts, UnreadEntry, UserId,
 };
 
 /// The fixture with its handle rebuilt over the default [`Config`] as
@@ -706,4 +707,126 @@ pub(crate) fn entry(conversation_id: ConversationId, unread: u64) -> UnreadEntry
         conversation_id,
         unread,
     }
+}
+
+/// A created message as the events report it.
+fn created_message(delivery: Delivery) -> Message {
+    match delivery.event {
+        Event::MessageCreated { message } => message,
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+/// Sends made one after the other without awaiting are stored in the order of the calls, whatever order they are awaited in, each with its own outcome.
+pub async fn sends_queued_together_keep_call_order_and_their_own_outcomes(f: Fixture) {
+    let [alice, bob, mallory] = f.users(["alice", "bob", "mallory"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let chat = f.kith.chat();
+    let bad_reply = NewMessage {
+        reply_to: Some(MessageId::new(42)),
+        ..new_message("a-2", "replying to nothing")
+    };
+    let calls = vec![
+        chat.send(alice.id, team.id, new_message("a-1", "one")),
+        chat.send(mallory.id, team.id, new_message("m-1", "intruder")),
+        chat.send(bob.id, team.id, new_message("b-1", "two")),
+        chat.send(alice.id, team.id, new_message("a-1", "retry of one")),
+        chat.send(alice.id, team.id, bad_reply),
+        chat.send(bob.id, team.id, new_message("b-2", "three")),
+    ];
+    let mut results = Vec::new();
+    for call in calls.into_iter().rev() {
+        results.push(call.await);
+    }
+    results.reverse();
+    let mut results = results.into_iter();
+    let mut next = || results.next().unwrap_or_else(|| panic!("six results"));
+    let one = next().unwrap();
+    assert_eq!(refusal(next()), NotFound(Entity::Conversation));
+    let two = next().unwrap();
+    assert_eq!(next().unwrap(), one);
+    assert_eq!(refusal(next()), Invalid("reply_to"));
+    let three = next().unwrap();
+    let stored = vec![one, two, three];
+    assert_eq!(seqs(&stored), [1, 2, 3]);
+    let bodies: Vec<_> = stored.iter().map(|m| m.body.as_deref()).collect();
+    assert_eq!(bodies, [Some("one"), Some("two"), Some("three")]);
+    let published: Vec<Message> = f.take_events().into_iter().map(created_message).collect();
+    assert_eq!(published, stored);
+    assert_eq!(seen(&f, bob.id, team.id).await.messages, stored);
+}
+
+/// A send whose future is dropped before it ran is withdrawn: nothing is stored or told, and its client id stays free.
+pub async fn a_send_dropped_before_it_runs_is_withdrawn(f: Fixture) {
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let chat = f.kith.chat();
+    drop(chat.send(alice.id, team.id, new_message("c-1", "never")));
+    let kept = chat.send(alice.id, team.id, new_message("c-2", "kept"));
+    let kept = kept.await.unwrap();
+    assert_eq!(kept.seq, 1);
+    f.assert_event(
+        Event::MessageCreated {
+            message: kept.clone(),
+        },
+        &[alice.id, bob.id],
+    );
+    let reused = chat.send(alice.id, team.id, new_message("c-1", "now"));
+    let reused = reused.await.unwrap();
+    assert_eq!((reused.seq, reused.body.as_deref()), (2, Some("now")));
+    f.take_events();
+    assert_eq!(seen(&f, bob.id, team.id).await.messages, vec![kept, reused]);
+}
+
+/// The store's `append_messages` gives each message the outcome it would have had alone at its place in the sequence.
+pub async fn append_messages_gives_each_message_its_own_outcome(f: Fixture) {
+    let [alice, bob, mallory] = f.users(["alice", "bob", "mallory"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let at = f.clock.now();
+    let record =
+        |id: u64, sender: UserId, client_id: &str, reply_to: Option<u64>| NewMessageRecord {
+            id: MessageId::new(id),
+            conversation_id: team.id,
+            sender,
+            client_id: client_id.into(),
+            body: format!("body {id}"),
+            reply_to: reply_to.map(MessageId::new),
+            created_at: at,
+        };
+    let records = [
+        record(9_001, alice.id, "c-1", None),
+        record(9_002, mallory.id, "c-1", None),
+        record(9_003, alice.id, "c-1", None),
+        record(9_004, bob.id, "c-1", Some(9_001)),
+        record(9_005, alice.id, "c-2", None),
+    ];
+    let outcomes = f.kith.storage().append_messages(&records).await.unwrap();
+    assert_eq!(outcomes.len(), 5);
+    let mut outcomes = outcomes.into_iter();
+    let mut next = || outcomes.next().unwrap_or_else(|| panic!("five outcomes"));
+    let Appended::Created(first) = next().unwrap() else {
+        panic!("the first message is created")
+    };
+    assert_eq!(
+        (first.id, first.seq, first.version),
+        (MessageId::new(9_001), 1, 1)
+    );
+    assert_eq!(refusal(next()), NotFound(Entity::Conversation));
+    assert_eq!(next().unwrap(), Appended::Existing(first.clone()));
+    let Appended::Created(reply) = next().unwrap() else {
+        panic!("bob's message is created")
+    };
+    assert_eq!((reply.seq, reply.reply_to), (2, Some(first.id)));
+    let Appended::Created(last) = next().unwrap() else {
+        panic!("alice's second message is created")
+    };
+    assert_eq!((last.seq, last.version, last.sender), (3, 3, alice.id));
+    let view = seen(&f, bob.id, team.id).await;
+    assert_eq!(view.messages, vec![first, reply, last]);
+    assert_eq!(
+        (view.conversation.last_seq, view.conversation.version),
+        (3, 3)
+    );
+    let empty = f.kith.storage().append_messages(&[]).await.unwrap();
+    assert!(empty.is_empty());
 }

@@ -495,6 +495,9 @@ macro_rules! __conformance_cases {
                 concurrent_sends_get_gap_free_seqs_and_ordered_events,
                 concurrent_retries_of_one_client_id_store_one_message,
                 concurrent_send_and_membership_changes_tell_the_members_at_each_version,
+                sends_queued_together_keep_call_order_and_their_own_outcomes,
+                a_send_dropped_before_it_runs_is_withdrawn,
+                append_messages_gives_each_message_its_own_outcome,
             }
             chat_groups {
                 create_group_makes_the_creator_admin_and_tells_every_member,

@@ -155,4 +155,15 @@ impl EventSink for CountingSink {
         }
         self.hub.publish(delivery);
     }
+
+    fn publish_all(&self, deliveries: Vec<Delivery>) {
+        let created = deliveries
+            .iter()
+            .filter(|d| matches!(d.event, Event::MessageCreated { .. }))
+            .count();
+        self.metrics
+            .messages_sent
+            .fetch_add(created as u64, Ordering::Relaxed);
+        self.hub.publish_all(deliveries);
+    }
 }

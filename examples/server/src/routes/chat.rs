@@ -413,7 +413,12 @@ async fn send(
     Path(id): Path<ConversationId>,
     Json(input): Json<NewMessage>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
-    let message = state.kith.chat().send(user.id, id, input).await?;
+    // Run to completion even if the client goes away or the request times
+    // out: the send may be storing other members' waiting sends too.
+    let sending = tokio::spawn(state.kith.chat().send(user.id, id, input));
+    let message = sending
+        .await
+        .map_err(|e| kith_core::Error::Internal(format!("the send task failed: {e}")))??;
     Ok((StatusCode::CREATED, Json(message)))
 }
 
