@@ -11,6 +11,12 @@
 //! members, one call to the store (so one commit), then their events in
 //! order. While a batch commits, the next one queues up, so a busy
 //! conversation's batches grow with its load.
+//!
+//! Batches read who is in the conversation from a [`Roster`] kept here per
+//! conversation: loaded from the store by the first batch, dropped by every
+//! membership change (which holds the lane, as batches do), so it is always
+//! the membership at the batch's version. This, like the lanes themselves,
+//! assumes that one `Kith` handle writes the conversations of its storage.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use futures::channel::oneshot;
 use futures::lock::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::model::Message;
+use super::model::{ConversationKind, Message};
 use super::NewMessage;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, UserId};
@@ -31,6 +37,16 @@ pub(crate) const MAX_SEND_BATCH: usize = 256;
 
 type Lane = Arc<AsyncMutex<()>>;
 type SendShard = Mutex<HashMap<ConversationId, VecDeque<QueuedSend>>>;
+
+/// The most rosters a shard keeps before it starts over.
+const ROSTERS_PER_SHARD: usize = 1024;
+
+/// A conversation's kind and current members, in the store's order.
+#[derive(Clone)]
+pub(crate) struct Roster {
+    pub kind: ConversationKind,
+    pub members: Arc<[UserId]>,
+}
 
 /// A validated send waiting for its conversation's next batch.
 pub(crate) struct QueuedSend {
@@ -46,6 +62,7 @@ pub(crate) struct Lanes {
     shards: Vec<Mutex<HashMap<ConversationId, Lane>>>,
     sends: Arc<[SendShard]>,
     tickets: AtomicU64,
+    rosters: Vec<Mutex<HashMap<ConversationId, Roster>>>,
 }
 
 impl Default for Lanes {
@@ -54,6 +71,7 @@ impl Default for Lanes {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             sends: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             tickets: AtomicU64::new(0),
+            rosters: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 }
@@ -140,6 +158,30 @@ impl Lanes {
             map.remove(&id);
         }
         batch
+    }
+
+    fn roster_shard(&self, id: ConversationId) -> &Mutex<HashMap<ConversationId, Roster>> {
+        &self.rosters[(id.get() % SHARDS as u64) as usize]
+    }
+
+    /// The conversation's roster, if kept; call with the lane held.
+    pub fn roster(&self, id: ConversationId) -> Option<Roster> {
+        lock(self.roster_shard(id)).get(&id).cloned()
+    }
+
+    /// Keeps the conversation's roster as just loaded; call with the lane held.
+    pub fn keep_roster(&self, id: ConversationId, roster: Roster) {
+        let mut map = lock(self.roster_shard(id));
+        if map.len() >= ROSTERS_PER_SHARD {
+            map.clear();
+        }
+        map.insert(id, roster);
+    }
+
+    /// Drops the conversation's roster before its membership changes; call
+    /// with the lane held.
+    pub fn forget_roster(&self, id: ConversationId) {
+        lock(self.roster_shard(id)).remove(&id);
     }
 
     /// Waits for the conversation's lane and holds it.

@@ -15,7 +15,7 @@ pub mod model;
 mod rate;
 
 pub(crate) use lanes::Lanes;
-use lanes::QueuedSend;
+use lanes::{QueuedSend, Roster};
 pub use model::*;
 pub(crate) use rate::RateLimiter;
 pub use rate::SendRate;
@@ -361,6 +361,7 @@ impl Chat<'_> {
                 last_read_seq: scene.conversation.last_seq,
             })
             .collect();
+        self.kith.lanes.forget_roster(id);
         let version = self.kith.storage.add_members(id, &added).await?;
         self.kith.emit(Delivery::new(
             Event::MembersAdded {
@@ -426,6 +427,7 @@ impl Chat<'_> {
                 .min_by_key(|m| (m.joined_at, m.user_id))
                 .map(|m| m.user_id)
         };
+        self.kith.lanes.forget_roster(id);
         let version = self
             .kith
             .storage
@@ -586,16 +588,8 @@ impl Chat<'_> {
     /// order; answers every send. Runs inside the lane, so the scene (and
     /// with it the recipients) is the one at the messages' versions.
     async fn send_batch(&self, id: ConversationId, batch: Vec<QueuedSend>) {
-        let scene = async {
-            let store = &self.kith.storage;
-            let conversation = store
-                .conversation(id)
-                .await?
-                .ok_or(Error::NotFound(Entity::Conversation))?;
-            Ok::<_, Error>((conversation, store.members(id).await?))
-        };
-        let (conversation, members) = match scene.await {
-            Ok(scene) => scene,
+        let roster = match self.roster(id).await {
+            Ok(roster) => roster,
             Err(e) => {
                 for send in batch {
                     let _ = send.reply.send(Err(e.duplicate()));
@@ -606,7 +600,7 @@ impl Chat<'_> {
         let mut accepted = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         for send in batch {
-            match self.admit(&conversation, &members, &send).await {
+            match self.admit(id, &roster, &send).await {
                 Ok(record) => {
                     records.push(record);
                     accepted.push(send);
@@ -628,7 +622,6 @@ impl Chat<'_> {
                 return;
             }
         };
-        let recipients: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let mut outcomes = outcomes.into_iter();
         let mut created = Vec::with_capacity(accepted.len());
         let mut answers = Vec::with_capacity(accepted.len());
@@ -647,7 +640,7 @@ impl Chat<'_> {
                         Event::MessageCreated {
                             message: message.clone(),
                         },
-                        recipients.iter().copied(),
+                        roster.members.iter().copied(),
                     ));
                     Ok(message)
                 }
@@ -663,21 +656,41 @@ impl Chat<'_> {
         }
     }
 
+    /// The conversation's kind and members, kept between batches; call
+    /// inside the lane.
+    async fn roster(&self, id: ConversationId) -> Result<Roster> {
+        if let Some(roster) = self.kith.lanes.roster(id) {
+            return Ok(roster);
+        }
+        let store = &self.kith.storage;
+        let conversation = store
+            .conversation(id)
+            .await?
+            .ok_or(Error::NotFound(Entity::Conversation))?;
+        let members = store.members(id).await?;
+        let roster = Roster {
+            kind: conversation.kind,
+            members: members.iter().map(|m| m.user_id).collect(),
+        };
+        self.kith.lanes.keep_roster(id, roster.clone());
+        Ok(roster)
+    }
+
     /// Checks one send of a batch against the conversation and the rules,
     /// and prepares its record.
     async fn admit(
         &self,
-        conversation: &Conversation,
-        members: &[Member],
+        id: ConversationId,
+        roster: &Roster,
         send: &QueuedSend,
     ) -> Result<NewMessageRecord> {
-        let (actor, id) = (send.actor, conversation.id);
-        if !members.iter().any(|m| m.user_id == actor) {
+        let actor = send.actor;
+        if !roster.members.contains(&actor) {
             return Err(Error::NotFound(Entity::Conversation));
         }
-        if conversation.kind == ConversationKind::Direct {
-            if let Some(other) = members.iter().find(|m| m.user_id != actor) {
-                self.may_message(actor, other.user_id).await?;
+        if roster.kind == ConversationKind::Direct {
+            if let Some(&other) = roster.members.iter().find(|&&m| m != actor) {
+                self.may_message(actor, other).await?;
             }
         }
         let input = &send.input;

@@ -14,10 +14,10 @@ use crate::testkit::graph::ids;
 use crate::testkit::Refusal::*;
 use crate::testkit::{all_pages, refusal, Fixture, Refusal, NO_USER};
 use crate::{
-    Appended, ChatStore, Clock, Config, Conversation, ConversationId, ConversationKind,
-    ConversationSummary, Delivery, Denied, DirectMessages, Entity, Event, History, Member,
-    MemberRole, Message, MessageId, NewGroup, NewMessage, NewMessageRecord, Page, ReactionKind,
-    ReadState, SendRate, Timestamp, UnreadCounts, UnreadEntry, UserId,
+    Appended, Clock, Config, Conversation, ConversationId, ConversationKind, ConversationSummary,
+    Delivery, Denied, DirectMessages, Entity, Event, History, Member, MemberRole, Message,
+    MessageId, NewGroup, NewMessage, NewMessageRecord, Page, ReactionKind, ReadState, SendRate,
+    Timestamp, UnreadCounts, UnreadEntry, UserId,
 };
 
 /// The fixture with its handle rebuilt over the default [`Config`] as
