@@ -246,15 +246,19 @@ impl Reader<'_> {
         let config = &self.shared.config;
         loop {
             let next = tokio::select! {
+                // Frames already received are read first, so that sends
+                // that arrived together are queued together and stored as
+                // one batch; the sends in flight are bounded.
+                biased;
+                // Closing was requested (revoked session, slow consumer,
+                // shutdown); the code is already set.
+                () = self.outbox.closed() => return close::NORMAL,
+                next = tokio::time::timeout(config.idle_timeout, stream.next()),
+                    if self.sending.len() < MAX_SENDS_IN_FLIGHT => next,
                 Some(outcome) = self.sending.next() => {
                     self.answer_send(outcome);
                     continue;
                 }
-                next = tokio::time::timeout(config.idle_timeout, stream.next()),
-                    if self.sending.len() < MAX_SENDS_IN_FLIGHT => next,
-                // Closing was requested (revoked session, slow consumer,
-                // shutdown); the code is already set.
-                () = self.outbox.closed() => return close::NORMAL,
             };
             let message = match next {
                 Err(_) => return close::IDLE_TIMEOUT,
