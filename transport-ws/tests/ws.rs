@@ -226,6 +226,64 @@ async fn every_member_of_a_group_of_fifty_gets_every_message_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_written_back_to_back_are_stored_and_acked_in_their_order() {
+    const N: usize = 20;
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let conv = s.group(&alice, &[&bob]).await;
+    let mut a = s.join(&alice.token).await;
+    let mut b = s.join(&bob.token).await;
+    // Written without waiting for answers: Kith has many of them in flight.
+    for i in 0..N {
+        if i == 7 {
+            a.send(send(conv, "blank", "   ")).await;
+        }
+        a.send(send(conv, &format!("m{i}"), &format!("message {i}")))
+            .await;
+    }
+    // A `read` after the sends waits for them: seq N exists by then.
+    a.send(json!({ "type": "read", "conversation_id": conv, "seq": N }))
+        .await;
+    let mut frames = Vec::new();
+    while frames.last().is_none_or(|f| ty(f) != "unread") {
+        frames.push(a.next().await);
+    }
+    let acks: Vec<&Value> = frames.iter().filter(|f| ty(f) == "ack").collect();
+    let ids: Vec<&str> = acks
+        .iter()
+        .map(|f| f["client_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(ids, expected, "acks in the order of the sends");
+    let acked: Vec<u64> = acks.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(acked, (1..=N as u64).collect::<Vec<_>>());
+    let errors: Vec<&Value> = frames.iter().filter(|f| ty(f) == "error").collect();
+    assert_eq!(errors.len(), 1, "{frames:?}");
+    assert_eq!(
+        (&errors[0]["code"], &errors[0]["client_id"]),
+        (&json!("invalid_input"), &json!("blank"))
+    );
+    let unread = frames.last().unwrap();
+    assert_eq!(unread["total"], 0);
+
+    let created: Vec<Value> = read_messages(&mut b, N)
+        .await
+        .into_iter()
+        .filter(|f| ty(f) == "message_created")
+        .collect();
+    let bodies: Vec<&str> = created
+        .iter()
+        .map(|f| message_of(f)["body"].as_str().unwrap())
+        .collect();
+    let sent: Vec<String> = (0..N).map(|i| format!("message {i}")).collect();
+    assert_eq!(bodies, sent, "stored in the order they were written");
+    assert_eq!(
+        created.iter().map(seq).collect::<Vec<_>>(),
+        (1..=N as u64).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_disconnected_and_catches_up_by_resuming() {
     let mut setup = Setup::default();
     setup.ws.hub.queue_len = 16;
