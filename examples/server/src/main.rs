@@ -9,6 +9,12 @@ use kith_server::settings::LogFormat;
 use kith_server::Settings;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: each connection allocates and
+/// frees its buffers, and glibc's malloc spends a measurable share of the
+/// connect path consolidating them (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = Settings::parse();
