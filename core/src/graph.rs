@@ -266,6 +266,17 @@ impl Graph<'_> {
         }))
     }
 
+    /// The ids of every friend of the actor, in no particular order: whom a
+    /// transport tells about the actor (presence). It answers for the actor
+    /// alone; listing someone's friends to others is [`Self::friends`],
+    /// with its privacy rules.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn friend_ids(&self, actor: UserId) -> Result<Vec<UserId>> {
+        self.kith.storage.friend_ids(actor).await
+    }
+
     /// Ends the actor's friendship with `other`. Follows are not touched.
     ///
     /// # Errors

@@ -150,6 +150,9 @@ pub trait GraphStore: Send + Sync {
         window: Window<NameKey>,
     ) -> Result<Vec<Peer>>;
 
+    /// The ids of every friend of `user`, in no particular order.
+    async fn friend_ids(&self, user: UserId) -> Result<Vec<UserId>>;
+
     /// Ends the friendship between `a` and `b`; `false` if there was none.
     async fn delete_friendship(&self, a: UserId, b: UserId) -> Result<bool>;
 

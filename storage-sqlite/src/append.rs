@@ -9,8 +9,10 @@
 //! only then answers every caller. A batch of several runs set-based
 //! (`chat::append_many`: a fixed number of statements whatever its size,
 //! each append getting the outcome it would have had alone); if one of those
-//! statements fails, the batch is rolled back to a savepoint and replayed
-//! one append at a time, each inside a `SAVEPOINT` of its own. An append
+//! statements fails, the transaction is rolled back and the batch replayed
+//! in a new one, one append at a time, each inside a `SAVEPOINT` of its own
+//! (the set-based path runs without a savepoint: one would make SQLite copy
+//! every page it changes to a statement journal first). An append
 //! that fails (the sender is not a member, a constraint fails) is rolled
 //! back alone and gets its own error; the others commit. If the transaction
 //! itself fails (`BEGIN`, a savepoint, `COMMIT`), nothing of the batch is
@@ -186,9 +188,30 @@ impl SqliteStore {
             Ok(tx) => tx,
             Err(err) => return fail_all(batch, &err.to_string()),
         };
-        let outcomes = match self.append_batch(&mut tx, &batch).await {
-            Ok(outcomes) => outcomes,
-            Err(message) => return fail_all(batch, &message),
+        let mut outcomes = None;
+        if batch.len() > 1 {
+            let records: Vec<&NewMessageRecord> = batch.iter().map(|job| &job.record).collect();
+            match crate::chat::append_many(&mut tx, &records).await {
+                Ok(done) => outcomes = Some(done),
+                Err(_) => {
+                    // Some statement failed part-way: start again from a
+                    // clean transaction, one append at a time.
+                    if let Err(err) = tx.rollback().await {
+                        return fail_all(batch, &err.to_string());
+                    }
+                    tx = match self.write().await {
+                        Ok(tx) => tx,
+                        Err(err) => return fail_all(batch, &err.to_string()),
+                    };
+                }
+            }
+        }
+        let outcomes = match outcomes {
+            Some(outcomes) => outcomes,
+            None => match one_by_one(&mut tx, &batch).await {
+                Ok(outcomes) => outcomes,
+                Err(message) => return fail_all(batch, &message),
+            },
         };
         if outcomes.iter().all(Result::is_err) {
             // Nothing to commit; dropping the transaction rolls it back.
@@ -203,51 +226,24 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// The outcome of every append of `batch`, run inside `tx`: set-based
-    /// (`chat::append_many`) for a batch of several, and one append after
-    /// the other, each in a savepoint, if that fails. `Err` if the
-    /// transaction itself failed.
-    async fn append_batch(
-        &self,
-        tx: &mut Transaction<'static, Sqlite>,
-        batch: &[Job],
-    ) -> Result<Vec<Result<Appended>>, String> {
-        let fail = |f: Failure| match f {
-            Failure::Batch(message) => message,
-            Failure::Append(err) => err.to_string(),
-        };
-        if let [job] = batch {
-            // A batch of one needs no savepoint: if it fails, the
-            // transaction is rolled back as a whole.
-            return match append_one(tx, &job.record, false).await {
-                Ok(appended) => Ok(vec![Ok(appended)]),
-                Err(Failure::Append(err)) => Ok(vec![Err(err)]),
-                Err(failure) => Err(fail(failure)),
-            };
+/// The outcome of every append of `batch`, one after the other inside `tx`,
+/// each in a savepoint of its own when there are several (a batch of one
+/// needs none: if it fails, the transaction is rolled back as a whole).
+/// `Err` if the transaction itself failed.
+async fn one_by_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[Job],
+) -> Result<Vec<Result<Appended>>, String> {
+    let savepoints = batch.len() > 1;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        match append_one(tx, &job.record, savepoints).await {
+            Ok(appended) => outcomes.push(Ok(appended)),
+            Err(Failure::Append(err)) => outcomes.push(Err(err)),
+            Err(Failure::Batch(message)) => return Err(message),
         }
-        control(tx, "SAVEPOINT batch").await.map_err(fail)?;
-        let records: Vec<&NewMessageRecord> = batch.iter().map(|job| &job.record).collect();
-        match crate::chat::append_many(tx, &records).await {
-            Ok(outcomes) => {
-                control(tx, "RELEASE batch").await.map_err(fail)?;
-                return Ok(outcomes);
-            }
-            Err(_) => {
-                control(tx, "ROLLBACK TO batch").await.map_err(fail)?;
-                control(tx, "RELEASE batch").await.map_err(fail)?;
-            }
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch {
-            match append_one(tx, &job.record, true).await {
-                Ok(appended) => outcomes.push(Ok(appended)),
-                Err(Failure::Append(err)) => outcomes.push(Err(err)),
-                Err(failure) => return Err(fail(failure)),
-            }
-        }
-        Ok(outcomes)
     }
+    Ok(outcomes)
 }
 
 /// Answers every job of a lost batch with the same storage error.

@@ -13,7 +13,7 @@ use kith_core::{
 };
 use sqlx::SqliteConnection;
 
-use crate::rows::{cursor_id, sql_id, sql_limit, PeerRow, RequestEntryRow, RequestRow};
+use crate::rows::{cursor_id, raw_id, sql_id, sql_limit, PeerRow, RequestEntryRow, RequestRow};
 use crate::{db, unique_violation, SqliteStore};
 
 /// The two statements of a keyset-paginated list.
@@ -420,6 +420,16 @@ impl GraphStore for SqliteStore {
         };
         let rows: Vec<PeerRow> = query.fetch_all(self.read()).await.map_err(db)?;
         Ok(rows.into_iter().map(Peer::from).collect())
+    }
+
+    async fn friend_ids(&self, user: UserId) -> Result<Vec<UserId>> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT friend_id FROM friendships WHERE user_id = ?1")
+                .bind(sql_id(user.get()))
+                .fetch_all(self.read())
+                .await
+                .map_err(db)?;
+        Ok(ids.into_iter().map(|id| UserId::new(raw_id(id))).collect())
     }
 
     async fn delete_friendship(&self, a: UserId, b: UserId) -> Result<bool> {

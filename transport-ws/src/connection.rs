@@ -24,7 +24,7 @@ use axum::extract::ws::{CloseFrame, Message};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use kith_core::{ConversationId, Error, Kith, NewMessage, Page, UserId};
+use kith_core::{ConversationId, Error, Kith, NewMessage, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Identity;
@@ -105,18 +105,9 @@ where
 /// Tells the user's friends that they came online or went offline.
 async fn announce_presence(shared: &Shared, user: UserId, online: bool) {
     let last_seen = (!online).then(|| shared.kith.now());
-    let mut friends = Vec::new();
-    let mut page = Page::with_limit(100);
-    loop {
-        let Ok(batch) = shared.kith.graph().friends(user, user, None, &page).await else {
-            return;
-        };
-        friends.extend(batch.items.iter().map(|p| p.user.id));
-        match batch.next_cursor {
-            Some(cursor) => page = Page::after(cursor, Some(100)),
-            None => break,
-        }
-    }
+    let Ok(friends) = shared.kith.graph().friend_ids(user).await else {
+        return;
+    };
     let frame = Frame::text(
         ServerFrame::Presence {
             user_id: user,

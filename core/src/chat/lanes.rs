@@ -91,13 +91,22 @@ impl SendTicket {
         match self.outcome.try_recv() {
             Ok(Some(outcome)) => Some(outcome),
             Ok(None) => None,
-            // The batch that took the send was dropped before it answered
-            // (its caller went away): the send may or may not be stored.
-            Err(oneshot::Canceled) => Some(Err(Error::Internal(
-                "the send was interrupted; send again with the same client_id".into(),
-            ))),
+            Err(oneshot::Canceled) => Some(Err(interrupted())),
         }
     }
+
+    /// Waits for the outcome.
+    pub async fn answered(&mut self) -> Result<Message> {
+        (&mut self.outcome)
+            .await
+            .unwrap_or_else(|_| Err(interrupted()))
+    }
+}
+
+/// The batch that took a send was dropped before it answered (its caller
+/// went away): the send may or may not be stored.
+fn interrupted() -> Error {
+    Error::Internal("the send was interrupted; send again with the same client_id".into())
 }
 
 impl Drop for SendTicket {

@@ -23,6 +23,7 @@ pub use rate::SendRate;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Clash, Denied, Entity, Error, Result};
@@ -569,12 +570,16 @@ impl Chat<'_> {
         async move {
             let mut ticket = queued?;
             loop {
-                if let Some(outcome) = ticket.outcome() {
-                    return outcome;
-                }
-                // Whoever holds the lane next runs every waiting send; if
-                // that was not this one's holder, its outcome is there now.
-                let _lane = kith.lanes.enter(id).await;
+                // Whoever holds the lane next runs every waiting send: this
+                // one's outcome comes from that batch, or this one takes the
+                // lane and runs the batch itself. (Waiting for the lane alone
+                // would make every answered send pass through the lane one
+                // by one, and new sends queue behind that convoy.)
+                let enter = std::pin::pin!(kith.lanes.enter(id));
+                let _lane = match select(std::pin::pin!(ticket.answered()), enter).await {
+                    Either::Left((outcome, _)) => return outcome,
+                    Either::Right((lane, _)) => lane,
+                };
                 if let Some(outcome) = ticket.outcome() {
                     return outcome;
                 }

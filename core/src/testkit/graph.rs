@@ -694,3 +694,31 @@ pub async fn unfriend_of_a_non_friend_is_not_found(f: Fixture) {
     assert_friends(&f, bob.id, carol.id, true).await;
     assert_eq!(pending(&f, bob.id).await, (vec![alice.id], vec![]));
 }
+
+/// The ids of a user's friends, sorted.
+async fn friend_ids(f: &Fixture, user: UserId) -> Vec<UserId> {
+    let mut ids = f.kith.graph().friend_ids(user).await.unwrap();
+    ids.sort();
+    ids
+}
+
+/// `friend_ids` holds exactly the friends: not pending requests, follows, former friends or blocked users.
+pub async fn friend_ids_are_exactly_the_friends(f: Fixture) {
+    let [alice, bob, carol, dave, erin] = f.users(["alice", "bob", "carol", "dave", "erin"]).await;
+    assert_eq!(friend_ids(&f, alice.id).await, []);
+    f.befriend(alice.id, bob.id).await;
+    f.befriend(carol.id, alice.id).await;
+    request(&f, alice.id, dave.id).await;
+    f.follow(erin.id, alice.id).await;
+    let mut both = vec![bob.id, carol.id];
+    both.sort();
+    assert_eq!(friend_ids(&f, alice.id).await, both);
+    assert_eq!(friend_ids(&f, bob.id).await, [alice.id]);
+    assert_eq!(friend_ids(&f, dave.id).await, []);
+    f.kith.graph().unfriend(carol.id, alice.id).await.unwrap();
+    assert_eq!(friend_ids(&f, alice.id).await, [bob.id]);
+    f.kith.graph().block(bob.id, alice.id).await.unwrap();
+    f.take_events();
+    assert_eq!(friend_ids(&f, alice.id).await, []);
+    assert_eq!(friend_ids(&f, bob.id).await, []);
+}

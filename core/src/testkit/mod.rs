@@ -446,6 +446,7 @@ macro_rules! __conformance_cases {
                 lists_of_another_user_follow_profile_visibility,
                 unfriend_ends_the_friendship_and_tells_both,
                 unfriend_of_a_non_friend_is_not_found,
+                friend_ids_are_exactly_the_friends,
             }
             follows {
                 follow_lists_counts_and_tells_both,
