@@ -89,6 +89,17 @@
 //! guarantee the latter). This is what makes a chat message durable once
 //! its sender is told so.
 //!
+//! A new database file gets **1 KiB pages** (SQLite's default is 4 KiB). A
+//! batch of messages into many conversations changes a few rows in many
+//! index pages (a message touches four b-trees, each at that conversation's
+//! or sender's place), and a commit writes every changed page whole into the
+//! WAL: smaller pages mean less to write and sync per message (100 senders
+//! in 100 conversations: ~12,000 → ~15,000 messages/s, see
+//! `docs/BENCHMARKS.md`), at the cost of deeper trees for long scans. The
+//! page size of an existing file is kept. The writer checkpoints the WAL
+//! every 8,192 pages (8 MiB) instead of 1,000, and every connection may
+//! cache 16 MiB of pages.
+//!
 //! Writes go through **one writer connection**: a pool of exactly one
 //! connection, which is a fair FIFO queue of writers. Every write, even a
 //! single statement, is a transaction started with `BEGIN IMMEDIATE`, so it
@@ -126,8 +137,10 @@
 //! on its own, checked in order: an earlier append of the same batch counts
 //! for idempotency and as a `reply_to` target, a non-member gets
 //! `NotFound`. If one of those statements fails anyway (a constraint the
-//! checks do not foresee), the batch is rolled back to a savepoint and
-//! replayed one append at a time, **each in a `SAVEPOINT` of its own**, so
+//! checks do not foresee), the transaction is rolled back and the batch
+//! replayed in a new one, one append at a time, **each in a `SAVEPOINT` of
+//! its own** (the set-based path takes no savepoint, which would make SQLite
+//! copy every page it changes to a statement journal first), so
 //! a failing append is rolled back alone and reports its own error. Only a
 //! failure of the transaction itself (`BEGIN`, a savepoint, `COMMIT`) fails
 //! the whole batch, and then every caller gets an error and nothing of it
@@ -141,8 +154,9 @@
 //! without a timer. A caller that goes away only stops listening: its
 //! append stays queued and is committed with its batch (a retry with the
 //! same `client_id` returns it). A batch limit of 1 commits every append on
-//! its own (benchmarks compare the two). The in-memory mode uses the same
-//! path on its single connection.
+//! its own (benchmarks compare the two). `append_messages` (Kith's batch
+//! of one conversation's sends) queues its appends together, so they share
+//! a commit. The in-memory mode uses the same path on its single connection.
 //!
 //! Reads use a **separate pool of four read-only connections**
 //! and never wait for the writer. Each list or lookup is a single statement,
@@ -291,8 +305,9 @@ impl SqliteStore {
     /// cache size...). The options' `create_if_missing` is respected (sqlx's
     /// default is not to create the file).
     ///
-    /// Kith sets `journal_mode=WAL`, `synchronous=FULL`, `foreign_keys=ON`
-    /// and the busy timeout itself, overriding those in `options`: its
+    /// Kith sets `journal_mode=WAL`, `synchronous=FULL`, `foreign_keys=ON`,
+    /// the busy timeout, the page size of a new file, the cache size and the
+    /// WAL checkpoint interval itself, overriding those in `options`: its
     /// durability and concurrency guarantees depend on them. Options naming
     /// sqlx's in-memory database (`sqlite::memory:`) get the single-connection
     /// in-memory mode of [`Self::memory`].
@@ -306,11 +321,14 @@ impl SqliteStore {
         let options = options
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", "-16384")
             .shared_cache(false);
         let write_options = options
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            .page_size(1024)
+            .pragma("wal_autocheckpoint", "8192");
         // The writer connects first: it creates the file, switches it to WAL
         // (persistent) and migrates it, so the readers find it ready.
         let writer = single_connection_pool()
