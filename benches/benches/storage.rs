@@ -10,7 +10,9 @@
 //!   straight through `ChatStore::append_message`, without Kith's checks,
 //!   lane and publication.
 //! - `append/1_group_100_senders/batch_N`: 100 senders at once in one group
-//!   of 100 (Kith's per-conversation lane serialises them).
+//!   of 100 (Kith stores the sends waiting in a conversation as one batch,
+//!   one `append_messages` call; with `N` = 1 the store still commits each
+//!   on its own).
 //! - `read/history_latest_50_of_10k`: the newest 50 of 10,000 messages.
 //! - `read/unread_1k_conversations`: unread counts of a user in 1,000
 //!   conversations, every one with an unread message.
@@ -244,8 +246,7 @@ fn append(c: &mut Criterion) {
     }
 
     // The same through the store alone (`ChatStore::append_message`), without
-    // Kith's checks (two reads per send), lane and publication: the ceiling
-    // of the storage layer.
+    // Kith's checks, lane and publication: the ceiling of the storage layer.
     let store_senders: Vec<(UserId, ConversationId)> = own.clone();
     for batch in BATCH_LIMITS {
         env.store.set_append_batch_limit(batch);

@@ -97,8 +97,8 @@
 //! in 100 conversations: ~12,000 → ~15,000 messages/s, see
 //! `docs/BENCHMARKS.md`), at the cost of deeper trees for long scans. The
 //! page size of an existing file is kept. The writer checkpoints the WAL
-//! every 8,192 pages (8 MiB) instead of 1,000, and every connection may
-//! cache 16 MiB of pages.
+//! every 4,096 pages, which is SQLite's default of 1,000 pages in bytes
+//! (4 MiB) rather than in pages.
 //!
 //! Writes go through **one writer connection**: a pool of exactly one
 //! connection, which is a fair FIFO queue of writers. Every write, even a
@@ -306,8 +306,8 @@ impl SqliteStore {
     /// default is not to create the file).
     ///
     /// Kith sets `journal_mode=WAL`, `synchronous=FULL`, `foreign_keys=ON`,
-    /// the busy timeout, the page size of a new file, the cache size and the
-    /// WAL checkpoint interval itself, overriding those in `options`: its
+    /// the busy timeout, the page size of a new file and the WAL checkpoint
+    /// interval itself, overriding those in `options`: its
     /// durability and concurrency guarantees depend on them. Options naming
     /// sqlx's in-memory database (`sqlite::memory:`) get the single-connection
     /// in-memory mode of [`Self::memory`].
@@ -321,14 +321,13 @@ impl SqliteStore {
         let options = options
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .pragma("cache_size", "-16384")
             .shared_cache(false);
         let write_options = options
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .page_size(1024)
-            .pragma("wal_autocheckpoint", "8192");
+            .pragma("wal_autocheckpoint", "4096");
         // The writer connects first: it creates the file, switches it to WAL
         // (persistent) and migrates it, so the readers find it ready.
         let writer = single_connection_pool()
