@@ -284,6 +284,32 @@ async fn sends_written_back_to_back_are_stored_and_acked_in_their_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_in_flight_when_the_sender_closes_are_still_stored_and_published() {
+    const N: usize = 15;
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let conv = s.group(&alice, &[&bob]).await;
+    let mut a = s.join(&alice.token).await;
+    let mut b = s.join(&bob.token).await;
+    for i in 0..N {
+        a.send(send(conv, &format!("m{i}"), &format!("message {i}")))
+            .await;
+    }
+    // Gone without waiting for a single ack.
+    a.send_raw(Message::Close(None)).await;
+    let created: Vec<Value> = read_messages(&mut b, N)
+        .await
+        .into_iter()
+        .filter(|f| ty(f) == "message_created")
+        .collect();
+    assert_eq!(
+        created.iter().map(seq).collect::<Vec<_>>(),
+        (1..=N as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(s.history(&bob, conv).await.len(), N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_disconnected_and_catches_up_by_resuming() {
     let mut setup = Setup::default();
     setup.ws.hub.queue_len = 16;
