@@ -590,7 +590,7 @@ impl Chat<'_> {
     }
 
     /// Stores a batch of the conversation's sends and publishes them, in
-    /// order; answers every send. Runs inside the lane, so the scene (and
+    /// order; answers every send. Runs inside the lane, so the roster (and
     /// with it the recipients) is the one at the messages' versions.
     async fn send_batch(&self, id: ConversationId, batch: Vec<QueuedSend>) {
         let roster = match self.roster(id).await {
