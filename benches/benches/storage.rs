@@ -6,6 +6,9 @@
 //! - `append/100_conversations/batch_N`: 100 senders at once, each in a group
 //!   of its own; `N` is the store's append batch limit (1 switches group
 //!   commit off, so both figures come from the same run).
+//! - `append/100_conversations_8_in_flight`: the same 100 senders, each
+//!   making 8 sends at once and waiting for their acks before the next 8
+//!   (the store's default batch limit).
 //! - `append/store_100_conversations/batch_N`: the same 100 senders
 //!   straight through `ChatStore::append_message`, without Kith's checks,
 //!   lane and publication.
@@ -146,14 +149,35 @@ where
 /// Every sender sends `per_sender` messages into its conversation, all
 /// senders at once; returns the elapsed time.
 async fn flood(env: &Arc<Env>, senders: &[(UserId, ConversationId)], per_sender: u64) -> Duration {
+    flood_in_bursts(env, senders, per_sender, 1).await
+}
+
+/// As [`flood`], but every sender makes `burst` sends at once (queued in
+/// order, as a WebSocket connection does with the frames it has read) and
+/// waits for their acks before the next burst.
+async fn flood_in_bursts(
+    env: &Arc<Env>,
+    senders: &[(UserId, ConversationId)],
+    per_sender: u64,
+    burst: u64,
+) -> Duration {
     let start = Instant::now();
     let tasks: Vec<_> = senders
         .iter()
         .map(|&(user, conversation)| {
             let env = Arc::clone(env);
             tokio::spawn(async move {
-                for _ in 0..per_sender {
-                    env.send(user, conversation).await;
+                let mut left = per_sender;
+                while left > 0 {
+                    let n = left.min(burst);
+                    let chat = env.kith.chat();
+                    let sends: Vec<_> = (0..n)
+                        .map(|_| chat.send(user, conversation, message()))
+                        .collect();
+                    for sent in futures::future::join_all(sends).await {
+                        sent.expect("the message is sent");
+                    }
+                    left -= n;
                 }
             })
         })
@@ -244,6 +268,14 @@ fn append(c: &mut Criterion) {
             b.iter_custom(|iters| rt.block_on(flood(&env, &own, iters)));
         });
     }
+
+    // The same 100 senders, each with 8 sends in flight (bursts of 8).
+    env.store.set_append_batch_limit(DEFAULT_APPEND_BATCH);
+    group.throughput(Throughput::Elements(SENDERS as u64 * 8));
+    group.bench_function("100_conversations_8_in_flight", |b| {
+        b.iter_custom(|iters| rt.block_on(flood_in_bursts(&env, &own, iters * 8, 8)));
+    });
+    group.throughput(Throughput::Elements(SENDERS as u64));
 
     // The same through the store alone (`ChatStore::append_message`), without
     // Kith's checks, lane and publication: the ceiling of the storage layer.
