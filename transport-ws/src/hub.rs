@@ -174,6 +174,8 @@ impl Outbox {
         let was_empty = state.queue.is_empty();
         state.queue.extend(frames.iter().cloned());
         drop(state);
+        // A non-empty queue has already woken the writer, which has not
+        // drained it yet: one wake per batch is enough.
         if was_empty {
             self.wake.notify_one();
         }

@@ -7,7 +7,7 @@
 //! Sends do not take the lane one by one. [`Lanes::queue_send`] puts a send
 //! in its conversation's queue at once (so sends queued one after the other
 //! by one caller keep that order), and whichever send gets the lane next
-//! takes every send waiting and runs them as one batch: one load of the
+//! takes every send waiting and runs them as one batch: one look at the
 //! members, one call to the store (so one commit), then their events in
 //! order. While a batch commits, the next one queues up, so a busy
 //! conversation's batches grow with its load.
