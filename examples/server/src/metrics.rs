@@ -148,22 +148,27 @@ pub struct CountingSink {
     pub metrics: Arc<Metrics>,
 }
 
-impl EventSink for CountingSink {
-    fn publish(&self, delivery: Delivery) {
-        if matches!(delivery.event, Event::MessageCreated { .. }) {
-            self.metrics.messages_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        self.hub.publish(delivery);
-    }
-
-    fn publish_all(&self, deliveries: Vec<Delivery>) {
+impl CountingSink {
+    /// Counts the new messages among `deliveries`.
+    fn count<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
         let created = deliveries
-            .iter()
+            .into_iter()
             .filter(|d| matches!(d.event, Event::MessageCreated { .. }))
             .count();
         self.metrics
             .messages_sent
             .fetch_add(created as u64, Ordering::Relaxed);
+    }
+}
+
+impl EventSink for CountingSink {
+    fn publish(&self, delivery: Delivery) {
+        self.count([&delivery]);
+        self.hub.publish(delivery);
+    }
+
+    fn publish_all(&self, deliveries: Vec<Delivery>) {
+        self.count(&deliveries);
         self.hub.publish_all(deliveries);
     }
 }
