@@ -90,6 +90,24 @@ impl Error {
         }
     }
 
+    /// Whether this is Kith's own failure ([`Error::Storage`],
+    /// [`Error::Internal`]) rather than a refusal of the request.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Storage(_) | Error::Internal(_))
+    }
+
+    /// The message a client is shown: the error's text for refusals, and a
+    /// generic `"internal error"` for [internal](Self::is_internal) failures,
+    /// whose details (driver messages, paths) belong in the server's log only.
+    /// Every transport answers with this, so REST and WebSocket say the same.
+    pub fn public_message(&self) -> String {
+        if self.is_internal() {
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
     /// A stable, machine-readable code for the error's kind, such as
     /// `"not_found"` or `"invalid_input"`. Transports send it to clients.
     pub fn code(&self) -> &'static str {

@@ -277,6 +277,16 @@ impl Graph<'_> {
         self.kith.storage.friend_ids(actor).await
     }
 
+    /// Who is told when `user` comes online or goes offline: the presence
+    /// rule. Presence is shared with friends only (a block ends the
+    /// friendship, so a blocked user is never told).
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn presence_audience(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.kith.storage.friend_ids(user).await
+    }
+
     /// Ends the actor's friendship with `other`. Follows are not touched.
     ///
     /// # Errors

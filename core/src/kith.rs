@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+
 use crate::accounts::Accounts;
 use crate::chat::{Chat, DirectMessages, Lanes, RateLimiter, SendRate};
 use crate::clock::{Clock, SystemClock};
@@ -54,7 +56,8 @@ pub(crate) struct Inner {
     pub ids: Arc<dyn IdGenerator>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub config: Config,
-    pub lanes: Lanes,
+    pub lanes: Arc<Lanes>,
+    pub spawner: Option<Arc<dyn Spawner>>,
     pub rate: RateLimiter,
 }
 
@@ -86,6 +89,7 @@ impl Kith {
             clock: None,
             ids: None,
             hasher: None,
+            spawner: None,
             config: Config::default(),
         }
     }
@@ -121,6 +125,22 @@ impl Kith {
     }
 }
 
+/// Runs a task to completion on the embedder's async runtime (kith-core has
+/// none of its own). Any `Fn(BoxFuture<'static, ()>)` is one.
+pub trait Spawner: Send + Sync {
+    /// Starts `task` and drives it to completion, independently of the caller.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+}
+
+impl<F> Spawner for F
+where
+    F: Fn(BoxFuture<'static, ()>) + Send + Sync,
+{
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self(task);
+    }
+}
+
 /// Builds a [`Kith`]; see [`Kith::builder`].
 pub struct KithBuilder {
     storage: Arc<dyn Storage>,
@@ -128,6 +148,7 @@ pub struct KithBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
+    spawner: Option<Arc<dyn Spawner>>,
     config: Config,
 }
 
@@ -156,6 +177,17 @@ impl KithBuilder {
         self
     }
 
+    /// The runtime's spawner. With one, a batch of sends (store, then
+    /// publish, holding the conversation's lane) runs as its own task, so it
+    /// completes even if the future of the send that started it is dropped.
+    /// Servers pass their runtime's (`|task| { tokio::spawn(task); }`).
+    /// Without one the batch runs inside that future; see
+    /// [`Chat::send`](crate::chat::Chat::send).
+    pub fn spawner(mut self, spawner: Arc<dyn Spawner>) -> Self {
+        self.spawner = Some(spawner);
+        self
+    }
+
     /// The configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -178,7 +210,8 @@ impl KithBuilder {
                     .hasher
                     .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
                 config: self.config,
-                lanes: Lanes::default(),
+                lanes: Arc::default(),
+                spawner: self.spawner,
                 rate: RateLimiter::default(),
             }),
         }

@@ -71,7 +71,7 @@ pub use graph::Graph;
 pub use ids::{
     ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
 };
-pub use kith::{Config, Kith, KithBuilder};
+pub use kith::{Config, Kith, KithBuilder, Spawner};
 pub use model::*;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};

@@ -366,6 +366,14 @@ pub trait ChatStore: Send + Sync {
     /// A message of the conversation, deleted or not.
     async fn message(&self, id: ConversationId, message: MessageId) -> Result<Option<Message>>;
 
+    /// The message `sender` sent with this `client_id` (in any conversation,
+    /// deleted or not), if any.
+    async fn message_by_client_id(
+        &self,
+        sender: UserId,
+        client_id: &str,
+    ) -> Result<Option<Message>>;
+
     /// Replaces the body of a message that is not deleted, sets `edited_at`,
     /// under a new version. `None` if there is no such message or it is deleted.
     async fn edit_message(

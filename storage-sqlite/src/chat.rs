@@ -765,6 +765,20 @@ impl ChatStore for SqliteStore {
         row.map(Message::try_from).transpose()
     }
 
+    async fn message_by_client_id(
+        &self,
+        sender: UserId,
+        client_id: &str,
+    ) -> Result<Option<Message>> {
+        let row: Option<MessageRow> = sqlx::query_as(SELECT_BY_CLIENT_ID)
+            .bind(sql_id(sender.get()))
+            .bind(client_id)
+            .fetch_optional(self.read())
+            .await
+            .map_err(db)?;
+        row.map(Message::try_from).transpose()
+    }
+
     async fn edit_message(
         &self,
         id: ConversationId,

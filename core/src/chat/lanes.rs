@@ -121,9 +121,10 @@ impl Drop for SendTicket {
     }
 }
 
-/// Holds a conversation's lane until dropped.
-pub(crate) struct LaneGuard<'a> {
-    lanes: &'a Lanes,
+/// Holds a conversation's lane until dropped. It owns a handle on the lanes,
+/// so a batch can be handed with its lane to a spawned task.
+pub(crate) struct LaneGuard {
+    lanes: Arc<Lanes>,
     id: ConversationId,
     guard: Option<OwnedMutexGuard<()>>,
 }
@@ -194,14 +195,14 @@ impl Lanes {
     }
 
     /// Waits for the conversation's lane and holds it.
-    pub async fn enter(&self, id: ConversationId) -> LaneGuard<'_> {
+    pub async fn enter(self: &Arc<Self>, id: ConversationId) -> LaneGuard {
         let lane = {
             let mut map = lock(self.shard(id));
             Arc::clone(map.entry(id).or_default())
         };
         let guard = lane.lock_owned().await;
         LaneGuard {
-            lanes: self,
+            lanes: Arc::clone(self),
             id,
             guard: Some(guard),
         }
@@ -214,7 +215,7 @@ impl Lanes {
     }
 }
 
-impl Drop for LaneGuard<'_> {
+impl Drop for LaneGuard {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut map = lock(self.lanes.shard(self.id));

@@ -145,6 +145,28 @@ impl Chat<'_> {
         })
     }
 
+    /// Checks that no block stands between the scene's two members when the
+    /// conversation is direct: a block in either direction stops every
+    /// change and signal in it (send, edit, delete, reaction, typing), while
+    /// both may still read the history and mark it read. Groups are not
+    /// affected: their streams have no holes.
+    async fn may_change(&self, scene: &Scene, actor: UserId) -> Result<()> {
+        if scene.conversation.kind != ConversationKind::Direct {
+            return Ok(());
+        }
+        let Some(other) = scene.members.iter().find(|m| m.user_id != actor) else {
+            return Ok(());
+        };
+        let links = self.kith.storage.links(actor, other.user_id).await?;
+        if links.visible.blocking {
+            return Err(Error::Forbidden(Denied::BlockedByActor));
+        }
+        if links.blocked_by {
+            return Err(Error::Forbidden(Denied::Unreachable));
+        }
+        Ok(())
+    }
+
     /// Checks that `actor` may message `other` directly.
     async fn may_message(&self, actor: UserId, other: UserId) -> Result<()> {
         let links = self.kith.storage.links(actor, other).await?;
@@ -548,11 +570,14 @@ impl Chat<'_> {
     /// conversation's waiting sends are stored together, in one call to
     /// [`ChatStore::append_messages`](crate::ChatStore::append_messages).
     /// Dropping the future before its send was taken into a batch withdraws
-    /// the send. The future that runs a batch runs it for every send in it:
-    /// dropped in the middle, the others get [`Error::Internal`] and their
-    /// messages may be stored without being published, so a transport should
-    /// drive the future to completion (the future is `'static`; spawn it if
-    /// the caller may go away).
+    /// the send. With a [`Spawner`](crate::Spawner) (see
+    /// [`KithBuilder::spawner`](crate::KithBuilder::spawner)) each batch runs
+    /// as its own task, so dropping any send's future never stops a batch.
+    /// Without one, the future that takes the lane runs the batch for every
+    /// send in it: dropped in the middle, the others get
+    /// [`Error::Internal`] and their messages may be stored without being
+    /// published, so such an embedder must drive the future to completion
+    /// (it is `'static`).
     pub fn send(
         &self,
         actor: UserId,
@@ -576,7 +601,7 @@ impl Chat<'_> {
                 // would make every answered send pass through the lane one
                 // by one, and new sends queue behind that convoy.)
                 let enter = std::pin::pin!(kith.lanes.enter(id));
-                let _lane = match select(std::pin::pin!(ticket.answered()), enter).await {
+                let lane = match select(std::pin::pin!(ticket.answered()), enter).await {
                     Either::Left((outcome, _)) => return outcome,
                     Either::Right((lane, _)) => lane,
                 };
@@ -584,7 +609,22 @@ impl Chat<'_> {
                     return outcome;
                 }
                 let batch = kith.lanes.take_sends(id);
-                Chat { kith: &kith }.send_batch(id, batch).await;
+                match kith.spawner.clone() {
+                    // The batch runs to completion, holding the lane, even
+                    // if this future is dropped: every stored message of it
+                    // is published and every sender answered.
+                    Some(spawner) => {
+                        let kith = Arc::clone(&kith);
+                        spawner.spawn(Box::pin(async move {
+                            Chat { kith: &kith }.send_batch(id, batch).await;
+                            drop(lane);
+                        }));
+                    }
+                    None => {
+                        Chat { kith: &kith }.send_batch(id, batch).await;
+                        drop(lane);
+                    }
+                }
             }
         }
     }
@@ -606,9 +646,9 @@ impl Chat<'_> {
         let mut records = Vec::with_capacity(batch.len());
         for send in batch {
             match self.admit(id, &roster, &send).await {
-                Ok(record) => {
+                Ok((record, charged)) => {
                     records.push(record);
-                    accepted.push(send);
+                    accepted.push((send, charged));
                 }
                 Err(e) => {
                     let _ = send.reply.send(Err(e));
@@ -621,7 +661,7 @@ impl Chat<'_> {
         let outcomes = match self.kith.storage.append_messages(&records).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                for send in accepted {
+                for (send, _) in accepted {
                     let _ = send.reply.send(Err(e.duplicate()));
                 }
                 return;
@@ -630,13 +670,16 @@ impl Chat<'_> {
         let mut outcomes = outcomes.into_iter();
         let mut created = Vec::with_capacity(accepted.len());
         let mut answers = Vec::with_capacity(accepted.len());
-        for send in accepted {
+        for (send, charged) in accepted {
             let outcome = match outcomes.next() {
                 None => Err(Error::storage(
                     "the store answered fewer appends than asked",
                 )),
                 Some(Err(e)) => Err(e),
                 Some(Ok(Appended::Existing(message))) if message.conversation_id == id => {
+                    if charged {
+                        self.refund(message.sender);
+                    }
                     Ok(message)
                 }
                 Some(Ok(Appended::Existing(_))) => Err(Error::Conflict(Clash::ClientIdReused)),
@@ -661,6 +704,13 @@ impl Chat<'_> {
         }
     }
 
+    /// Gives back the send-rate token of a send that stored nothing.
+    fn refund(&self, sender: UserId) {
+        if let Some(rate) = self.kith.config.send_rate {
+            self.kith.rate.refund(rate, sender);
+        }
+    }
+
     /// The conversation's kind and members, kept between batches; call
     /// inside the lane.
     async fn roster(&self, id: ConversationId) -> Result<Roster> {
@@ -682,13 +732,13 @@ impl Chat<'_> {
     }
 
     /// Checks one send of a batch against the conversation and the rules,
-    /// and prepares its record.
+    /// and prepares its record; says whether it took a send-rate token.
     async fn admit(
         &self,
         id: ConversationId,
         roster: &Roster,
         send: &QueuedSend,
-    ) -> Result<NewMessageRecord> {
+    ) -> Result<(NewMessageRecord, bool)> {
         let actor = send.actor;
         if !roster.members.contains(&actor) {
             return Err(Error::NotFound(Entity::Conversation));
@@ -707,10 +757,24 @@ impl Chat<'_> {
                 ));
             }
         }
+        let mut charged = false;
         if let Some(rate) = self.kith.config.send_rate {
-            self.kith.rate.take(rate, actor, self.kith.clock.now())?;
+            charged = true;
+            if let Err(limited) = self.kith.rate.take(rate, actor, self.kith.clock.now()) {
+                charged = false;
+                // A retry of a stored message is answered with it (the
+                // append finds it) and costs nothing, even at the limit.
+                let stored = self
+                    .kith
+                    .storage
+                    .message_by_client_id(actor, &input.client_id)
+                    .await?;
+                if stored.is_none() {
+                    return Err(limited);
+                }
+            }
         }
-        Ok(NewMessageRecord {
+        let record = NewMessageRecord {
             id: MessageId::new(self.kith.ids.next_id()),
             conversation_id: id,
             sender: actor,
@@ -718,7 +782,8 @@ impl Chat<'_> {
             body: input.body.clone(),
             reply_to: input.reply_to,
             created_at: self.kith.clock.now(),
-        })
+        };
+        Ok((record, charged))
     }
 
     /// Loads a message of the scene that the actor sent.
@@ -745,7 +810,8 @@ impl Chat<'_> {
     /// # Errors
     /// [`Error::InvalidInput`] (`body`); [`Error::NotFound`] if the actor is
     /// not a member or the message does not exist or is deleted;
-    /// [`Error::Forbidden`] ([`Denied::NotSender`]) for someone else's message.
+    /// [`Error::Forbidden`] ([`Denied::NotSender`]) for someone else's
+    /// message, or in a direct conversation with a block in either direction.
     pub async fn edit(
         &self,
         actor: UserId,
@@ -756,6 +822,7 @@ impl Chat<'_> {
         let body = validate::message_body("body", body, self.kith.config.max_message_chars)?;
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
+        self.may_change(&scene, actor).await?;
         self.own_message(&scene, actor, message).await?;
         let edited = self
             .kith
@@ -778,7 +845,8 @@ impl Chat<'_> {
     /// # Errors
     /// [`Error::NotFound`] if the actor is not a member or the message does
     /// not exist; [`Error::Forbidden`] ([`Denied::NotSender`]) for someone
-    /// else's message.
+    /// else's message, or in a direct conversation with a block in either
+    /// direction.
     pub async fn delete(
         &self,
         actor: UserId,
@@ -787,6 +855,7 @@ impl Chat<'_> {
     ) -> Result<Message> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
+        self.may_change(&scene, actor).await?;
         self.own_message(&scene, actor, message).await?;
         let updated = self
             .kith
@@ -810,7 +879,8 @@ impl Chat<'_> {
     ///
     /// # Errors
     /// [`Error::NotFound`] if the actor is not a member or the message does
-    /// not exist or is deleted.
+    /// not exist or is deleted; [`Error::Forbidden`] in a direct conversation
+    /// with a block in either direction.
     pub async fn react(
         &self,
         actor: UserId,
@@ -820,6 +890,7 @@ impl Chat<'_> {
     ) -> Result<Message> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
+        self.may_change(&scene, actor).await?;
         let updated = self
             .kith
             .storage
@@ -837,6 +908,24 @@ impl Chat<'_> {
             ));
         }
         Ok(updated.message)
+    }
+
+    /// Who is told that the actor is typing in a conversation: its other
+    /// members. Typing indicators are not stored; the transport relays them
+    /// (and may coalesce or switch them off).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the actor is not a member; [`Error::Forbidden`]
+    /// in a direct conversation with a block in either direction.
+    pub async fn typing(&self, actor: UserId, id: ConversationId) -> Result<Vec<UserId>> {
+        let scene = self.scene(actor, id).await?;
+        self.may_change(&scene, actor).await?;
+        Ok(scene
+            .members
+            .iter()
+            .map(|m| m.user_id)
+            .filter(|&u| u != actor)
+            .collect())
     }
 
     /// A page of the conversation's history, by `seq`, in either direction.

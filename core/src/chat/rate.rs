@@ -90,6 +90,19 @@ impl RateLimiter {
         };
         Ok(())
     }
+
+    /// Gives back the token a send took when it turned out to cost nothing
+    /// (a retry answered with the message already stored).
+    pub fn refund(&self, rate: SendRate, user: UserId) {
+        let capacity = u64::from(rate.burst.max(1)) * 1000;
+        let mut map = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bucket) = map.get_mut(&user) {
+            bucket.milli_tokens = (bucket.milli_tokens + 1000).min(capacity);
+        }
+    }
 }
 
 #[cfg(test)]
