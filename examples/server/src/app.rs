@@ -103,6 +103,9 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
             metrics: Arc::clone(&metrics),
         }))
         .config(config)
+        .spawner(Arc::new(|task| {
+            tokio::spawn(task);
+        }))
         .build();
     let ws = WsServer::new(
         kith.clone(),

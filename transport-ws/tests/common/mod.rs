@@ -292,6 +292,9 @@ pub async fn build(setup: Setup) -> (Kith, WsServer, Arc<Gate>) {
         .sink(gate.clone())
         .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
         .config(setup.core)
+        .spawner(Arc::new(|task| {
+            tokio::spawn(task);
+        }))
         .build();
     let auth = Arc::new(KithSessions(kith.clone()));
     let ws = WsServer::new(kith.clone(), hub, auth, setup.ws);
