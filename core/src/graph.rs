@@ -15,7 +15,7 @@ use crate::model::{
     Relationship,
 };
 use crate::page::{IdKey, NameKey, Page, Paged, SinceKey};
-use crate::storage::RequestDirection;
+use crate::storage::{Followed, RequestDirection, Requested};
 use crate::validate;
 
 /// Friends, follows, blocks and mutes.
@@ -96,10 +96,6 @@ impl Graph<'_> {
         if rel.friends {
             return Err(Error::Conflict(Clash::AlreadyFriends));
         }
-        if rel.request_received {
-            let friendship = self.accept(to, actor).await?;
-            return Ok(FriendRequestOutcome::Accepted { friendship });
-        }
         if rel.request_sent {
             return Err(Error::Conflict(Clash::RequestPending));
         }
@@ -109,14 +105,35 @@ impl Graph<'_> {
             to,
             created_at: self.now(),
         };
-        self.kith.storage.insert_friend_request(&request).await?;
-        self.kith.emit(Delivery::new(
-            Event::FriendRequestSent {
-                request: request.clone(),
-            },
-            [actor, to],
-        ));
-        Ok(FriendRequestOutcome::Pending { request })
+        // The checks above answer the common cases with the right error;
+        // the store checks again in its transaction, against blocks and
+        // requests committed meanwhile.
+        match self.kith.storage.insert_friend_request(&request).await? {
+            Requested::Pending => {
+                self.kith.emit(Delivery::new(
+                    Event::FriendRequestSent {
+                        request: request.clone(),
+                    },
+                    [actor, to],
+                ));
+                Ok(FriendRequestOutcome::Pending { request })
+            }
+            Requested::Accepted(_) => Ok(FriendRequestOutcome::Accepted {
+                friendship: self.befriended(actor, to, request.created_at),
+            }),
+            Requested::Blocked => Err(self.refused_by_block(actor, to).await),
+        }
+    }
+
+    /// The error for an action refused by a block between `actor` and
+    /// `other`: not found if `other` blocks the actor (which Kith never
+    /// reveals), forbidden if the actor blocks `other`.
+    async fn refused_by_block(&self, actor: UserId, other: UserId) -> Error {
+        match self.kith.storage.links(actor, other).await {
+            Ok(links) if links.visible.blocking => Error::Forbidden(Denied::BlockedByActor),
+            Ok(_) => Error::NotFound(Entity::User),
+            Err(e) => e,
+        }
     }
 
     /// Withdraws the actor's pending request to `to`.
@@ -160,18 +177,23 @@ impl Graph<'_> {
             .accept_friend_request(from, to, since)
             .await?
             .ok_or(Error::NotFound(Entity::FriendRequest))?;
+        Ok(self.befriended(to, from, since))
+    }
+
+    /// Tells both that `user` (who accepted) and `friend` became friends.
+    fn befriended(&self, user: UserId, friend: UserId, since: Timestamp) -> Friendship {
         let friendship = Friendship {
-            user: to,
-            friend: from,
+            user,
+            friend,
             since,
         };
         self.kith.emit(Delivery::new(
             Event::FriendAdded {
                 friendship: friendship.clone(),
             },
-            [to, from],
+            [user, friend],
         ));
-        Ok(friendship)
+        friendship
     }
 
     /// Declines the pending request `from` sent to the actor. The sender is
@@ -316,15 +338,17 @@ impl Graph<'_> {
             return Err(Error::Forbidden(Denied::BlockedByActor));
         }
         let since = self.now();
-        if self.kith.storage.insert_follow(actor, other, since).await? {
-            self.kith.emit(Delivery::new(
+        match self.kith.storage.insert_follow(actor, other, since).await? {
+            Followed::Inserted => self.kith.emit(Delivery::new(
                 Event::Followed {
                     follower: actor,
                     followee: other,
                     since,
                 },
                 [actor, other],
-            ));
+            )),
+            Followed::Already => {}
+            Followed::Blocked => return Err(self.refused_by_block(actor, other).await),
         }
         Ok(())
     }

@@ -76,8 +76,8 @@ pub use model::*;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use storage::{
-    AccountStore, Appended, ChatStore, GraphStore, NewMessageRecord, RequestDirection, SeqRange,
-    Storage, Updated,
+    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, RequestDirection,
+    Requested, SeqRange, Storage, Updated,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

@@ -94,6 +94,29 @@ pub enum RequestDirection {
     Outgoing,
 }
 
+/// What [`GraphStore::insert_friend_request`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// The request is stored and pending.
+    Pending,
+    /// The other user's pending request to the sender was accepted instead;
+    /// this is that request. They are friends now.
+    Accepted(FriendRequest),
+    /// A block stands between them; nothing changed.
+    Blocked,
+}
+
+/// What [`GraphStore::insert_follow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// The follow is stored.
+    Inserted,
+    /// It already existed; nothing changed.
+    Already,
+    /// A block stands between them; nothing changed.
+    Blocked,
+}
+
 /// Friend requests, friendships, follows, blocks and mutes.
 ///
 /// Lists return [`Peer`]s whose `user` is the other party's card, and never
@@ -104,12 +127,22 @@ pub trait GraphStore: Send + Sync {
     /// Every link between `actor` and `other`, seen from `actor`'s side.
     async fn links(&self, actor: UserId, other: UserId) -> Result<Links>;
 
-    /// Stores a pending friend request.
+    /// Atomically stores a friend request, checking inside the writing
+    /// transaction what decides its fate:
+    /// - a block between the two users, in either direction: nothing is
+    ///   stored, [`Requested::Blocked`];
+    /// - a pending request in the other direction: it is accepted instead
+    ///   (both requests gone, the friendship created with `since` =
+    ///   `request.created_at`), [`Requested::Accepted`] with that request;
+    /// - otherwise the request is stored, [`Requested::Pending`].
     ///
     /// # Errors
-    /// [`Clash::RequestPending`](crate::Clash::RequestPending) if a request
-    /// with the same sender and recipient is pending; nothing is stored then.
-    async fn insert_friend_request(&self, request: &FriendRequest) -> Result<()>;
+    /// [`Clash::AlreadyFriends`](crate::Clash::AlreadyFriends) if they are
+    /// friends; [`Clash::RequestPending`](crate::Clash::RequestPending) if a
+    /// request with the same sender and recipient is pending;
+    /// [`Entity::User`](crate::Entity::User) not found if either is not a
+    /// live account. Nothing is stored then.
+    async fn insert_friend_request(&self, request: &FriendRequest) -> Result<Requested>;
 
     /// Deletes the pending request from `from` to `to` and returns it, or
     /// `None` if there was none.
@@ -156,14 +189,20 @@ pub trait GraphStore: Send + Sync {
     /// Ends the friendship between `a` and `b`; `false` if there was none.
     async fn delete_friendship(&self, a: UserId, b: UserId) -> Result<bool>;
 
-    /// Records that `follower` follows `followee` since `since`; `false`, with
-    /// nothing changed, if it already did.
+    /// Records that `follower` follows `followee` since `since`, unless a
+    /// block stands between them in either direction (checked inside the
+    /// writing transaction): [`Followed::Blocked`] then, and
+    /// [`Followed::Already`] if it already did; nothing changes in both.
+    ///
+    /// # Errors
+    /// [`Entity::User`](crate::Entity::User) not found if either is not a
+    /// live account.
     async fn insert_follow(
         &self,
         follower: UserId,
         followee: UserId,
         since: Timestamp,
-    ) -> Result<bool>;
+    ) -> Result<Followed>;
 
     /// Removes a follow; `false` if there was none.
     async fn delete_follow(&self, follower: UserId, followee: UserId) -> Result<bool>;

@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use kith_core::page::{IdKey, NameKey, SinceKey, Window};
 use kith_core::{
-    Clash, Entity, Error, FriendRequest, FriendRequestEntry, GraphCounts, GraphStore, Links, Peer,
-    Relationship, RequestDirection, Result, Timestamp, UserId,
+    Clash, Entity, Error, Followed, FriendRequest, FriendRequestEntry, GraphCounts, GraphStore,
+    Links, Peer, Relationship, RequestDirection, Requested, Result, Timestamp, UserId,
 };
 use sqlx::SqliteConnection;
 
@@ -176,6 +176,64 @@ async fn ensure_live(conn: &mut SqliteConnection, a: UserId, b: UserId) -> Resul
     }
 }
 
+/// Whether either user blocks the other.
+async fn blocked_between(conn: &mut SqliteConnection, a: i64, b: i64) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2) \
+             OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?2 AND blocked_id = ?1)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(conn)
+    .await
+    .map_err(db)
+}
+
+/// Deletes the pending request from `from` to `to` and returns it.
+async fn take_request(
+    conn: &mut SqliteConnection,
+    from: i64,
+    to: i64,
+) -> Result<Option<FriendRequest>> {
+    let row: Option<RequestRow> = sqlx::query_as(
+        "DELETE FROM friend_requests WHERE from_user = ?1 AND to_user = ?2 \
+         RETURNING id, from_user, to_user, created_at",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(row.map(FriendRequest::from))
+}
+
+/// Makes `a` and `b` friends since `since`, removing any request left
+/// between them.
+async fn befriend(conn: &mut SqliteConnection, a: i64, b: i64, since: Timestamp) -> Result<()> {
+    delete_both_ways(
+        conn,
+        "DELETE FROM friend_requests WHERE from_user = ?1 AND to_user = ?2",
+        a,
+        b,
+    )
+    .await?;
+    for (user, friend) in [(a, b), (b, a)] {
+        sqlx::query(
+            "INSERT INTO friendships (user_id, friend_id, friend_name, since) \
+             SELECT ?1, id, username_lower, ?3 FROM accounts \
+             WHERE id = ?2 AND deleted_at IS NULL \
+             ON CONFLICT (user_id, friend_id) DO NOTHING",
+        )
+        .bind(user)
+        .bind(friend)
+        .bind(since.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 /// Runs `sql` with `?1` and `?2` bound to the two users, in both orders.
 async fn delete_both_ways(conn: &mut SqliteConnection, sql: &str, a: i64, b: i64) -> Result<u64> {
     let mut deleted = 0;
@@ -232,7 +290,7 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Inserts one follow or mute in its own transaction; see [`Self::insert_link`].
+    /// Inserts one mute in its own transaction; see [`Self::insert_link`].
     async fn insert_link_alone(
         &self,
         sql: &'static str,
@@ -288,16 +346,36 @@ impl GraphStore for SqliteStore {
     /// # Errors
     /// [`Clash::RequestPending`] as the trait says; [`Error::NotFound`]
     /// ([`Entity::User`]) if either user is not a live account.
-    async fn insert_friend_request(&self, request: &FriendRequest) -> Result<()> {
+    async fn insert_friend_request(&self, request: &FriendRequest) -> Result<Requested> {
+        let (from, to) = (sql_id(request.from.get()), sql_id(request.to.get()));
         let mut tx = self.write().await?;
         ensure_live(&mut tx, request.from, request.to).await?;
+        if blocked_between(&mut tx, from, to).await? {
+            return Ok(Requested::Blocked);
+        }
+        let friends: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = ?2)",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        if friends {
+            return Err(Error::Conflict(Clash::AlreadyFriends));
+        }
+        if let Some(reverse) = take_request(&mut tx, to, from).await? {
+            befriend(&mut tx, from, to, request.created_at).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(Requested::Accepted(reverse));
+        }
         let inserted = sqlx::query(
             "INSERT INTO friend_requests (id, from_user, to_user, created_at) \
              VALUES (?1, ?2, ?3, ?4)",
         )
         .bind(sql_id(request.id.get()))
-        .bind(sql_id(request.from.get()))
-        .bind(sql_id(request.to.get()))
+        .bind(from)
+        .bind(to)
         .bind(request.created_at.as_millis())
         .execute(&mut *tx)
         .await;
@@ -309,7 +387,8 @@ impl GraphStore for SqliteStore {
                 _ => db(err),
             });
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok(Requested::Pending)
     }
 
     async fn delete_friend_request(
@@ -339,41 +418,13 @@ impl GraphStore for SqliteStore {
     ) -> Result<Option<FriendRequest>> {
         let (a, b) = (sql_id(from.get()), sql_id(to.get()));
         let mut tx = self.write().await?;
-        let row: Option<RequestRow> = sqlx::query_as(
-            "DELETE FROM friend_requests WHERE from_user = ?1 AND to_user = ?2 \
-             RETURNING id, from_user, to_user, created_at",
-        )
-        .bind(a)
-        .bind(b)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(row) = row else {
+        let Some(request) = take_request(&mut tx, a, b).await? else {
             // Dropping the transaction rolls it back; nothing was changed.
             return Ok(None);
         };
-        sqlx::query("DELETE FROM friend_requests WHERE from_user = ?2 AND to_user = ?1")
-            .bind(a)
-            .bind(b)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        for (user, friend) in [(a, b), (b, a)] {
-            sqlx::query(
-                "INSERT INTO friendships (user_id, friend_id, friend_name, since) \
-                 SELECT ?1, id, username_lower, ?3 FROM accounts \
-                 WHERE id = ?2 AND deleted_at IS NULL \
-                 ON CONFLICT (user_id, friend_id) DO NOTHING",
-            )
-            .bind(user)
-            .bind(friend)
-            .bind(since.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        befriend(&mut tx, a, b, since).await?;
         tx.commit().await.map_err(db)?;
-        Ok(Some(row.into()))
+        Ok(Some(request))
     }
 
     async fn friend_requests(
@@ -452,15 +503,26 @@ impl GraphStore for SqliteStore {
         follower: UserId,
         followee: UserId,
         since: Timestamp,
-    ) -> Result<bool> {
-        self.insert_link_alone(
+    ) -> Result<Followed> {
+        let mut tx = self.write().await?;
+        if blocked_between(&mut tx, sql_id(follower.get()), sql_id(followee.get())).await? {
+            return Ok(Followed::Blocked);
+        }
+        let inserted = Self::insert_link(
+            &mut tx,
             "INSERT INTO follows (follower_id, followee_id, since) VALUES (?1, ?2, ?3) \
              ON CONFLICT DO NOTHING",
             follower,
             followee,
             since,
         )
-        .await
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(if inserted {
+            Followed::Inserted
+        } else {
+            Followed::Already
+        })
     }
 
     async fn delete_follow(&self, follower: UserId, followee: UserId) -> Result<bool> {

@@ -28,6 +28,7 @@ pub mod chat_groups;
 pub mod chat_messages;
 pub mod follows;
 pub mod graph;
+pub mod graph_races;
 pub mod model;
 pub mod profiles;
 
@@ -447,6 +448,12 @@ macro_rules! __conformance_cases {
                 unfriend_ends_the_friendship_and_tells_both,
                 unfriend_of_a_non_friend_is_not_found,
                 friend_ids_are_exactly_the_friends,
+            }
+            graph_races {
+                crossing_friend_requests_become_one_friendship,
+                a_friend_request_racing_a_block_never_survives_it,
+                a_follow_racing_a_block_never_survives_it,
+                the_blockers_own_follow_racing_its_block_never_survives_it,
             }
             follows {
                 follow_lists_counts_and_tells_both,
