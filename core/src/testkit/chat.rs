@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::FutureExt;
 
 use crate::testkit::blocks::block;
 use crate::testkit::graph::ids;
@@ -313,6 +314,67 @@ pub async fn send_in_direct_after_unblocking_works_again(f: Fixture) {
     assert_eq!(reopened.id, conversation.id);
 }
 
+/// After a block, neither side may change their old direct conversation or signal into it (edit, delete, react, type); both still read it and mark it read; nothing is stored or told.
+pub async fn a_blocked_direct_conversation_is_read_only_for_both(f: Fixture) {
+    let [alice, dave, carol] = f.users(["alice", "dave", "carol"]).await;
+    let pair = direct(&f, alice.id, dave.id).await;
+    let hers = say(&f, alice.id, pair.id, "hi").await;
+    let his = say(&f, dave.id, pair.id, "yo").await;
+    let team = group(&f, alice.id, &[dave.id, carol.id]).await;
+    block(&f, alice.id, dave.id).await;
+    let before = seen(&f, alice.id, pair.id).await;
+    let chat = f.kith.chat();
+    for (actor, own, other, refusal) in [
+        (dave.id, &his, &hers, Forbidden(Denied::Unreachable)),
+        (alice.id, &hers, &his, Forbidden(Denied::BlockedByActor)),
+    ] {
+        f.refuses(
+            chat.edit(actor, pair.id, own.id, "changed").await,
+            refusal.clone(),
+        );
+        f.refuses(chat.delete(actor, pair.id, own.id).await, refusal.clone());
+        let like = Some(ReactionKind::Like);
+        f.refuses(
+            chat.react(actor, pair.id, other.id, like).await,
+            refusal.clone(),
+        );
+        f.refuses(
+            chat.react(actor, pair.id, own.id, None).await,
+            refusal.clone(),
+        );
+        f.refuses(chat.typing(actor, pair.id).await, refusal);
+        assert_eq!(seen(&f, actor, pair.id).await.messages, before.messages);
+    }
+    // Reading stays possible for both.
+    let read = chat.mark_read(alice.id, pair.id, 2).await.unwrap();
+    assert_eq!(read.last_read_seq, 2);
+    f.take_events();
+    // In a group both are in, nothing changes: its stream has no holes.
+    let them = chat.typing(dave.id, team.id).await.unwrap();
+    assert_eq!(them, vec![alice.id, carol.id]);
+    let said = say(&f, dave.id, team.id, "still here").await;
+    chat.edit(dave.id, team.id, said.id, "still here!")
+        .await
+        .unwrap();
+}
+
+/// `typing` names the other members to tell; a non-member is refused.
+pub async fn typing_tells_the_other_members_only(f: Fixture) {
+    let [alice, bob, carol, mallory] = f.users(["alice", "bob", "carol", "mallory"]).await;
+    let team = group(&f, alice.id, &[bob.id, carol.id]).await;
+    let chat = f.kith.chat();
+    assert_eq!(
+        chat.typing(bob.id, team.id).await.unwrap(),
+        vec![alice.id, carol.id]
+    );
+    let pair = direct(&f, alice.id, bob.id).await;
+    assert_eq!(chat.typing(alice.id, pair.id).await.unwrap(), vec![bob.id]);
+    f.refuses(
+        chat.typing(mallory.id, team.id).await,
+        NotFound(Entity::Conversation),
+    );
+}
+
 /// Direct conversations cannot be renamed, left, added to or have members removed or promoted.
 pub async fn direct_conversations_cannot_be_renamed_left_or_added_to(f: Fixture) {
     let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
@@ -588,6 +650,35 @@ pub async fn sends_beyond_the_rate_are_limited_until_time_passes(f: Fixture) {
     f.refuses(fifth, limited());
 }
 
+/// A retry of a stored client id returns the stored message and costs no send-rate token, even at the limit.
+pub async fn a_retry_of_a_stored_message_costs_nothing_even_at_the_limit(f: Fixture) {
+    let f = configured(f, |c| {
+        c.send_rate = Some(SendRate {
+            burst: 2,
+            per_second: 1,
+        });
+    });
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let chat = f.kith.chat();
+    let send = |client_id: &'static str| chat.send(alice.id, team.id, new_message(client_id, "hi"));
+    let first = send("c-1").await.unwrap();
+    let second = send("c-2").await.unwrap();
+    f.take_events();
+    // At the limit: the retry is answered with the original, nothing told.
+    assert_eq!(send("c-1").await.unwrap(), first);
+    f.assert_no_events();
+    let limited = RateLimited(Duration::from_secs(1));
+    f.refuses(send("c-3").await, limited.clone());
+    // With one token back, a retry does not spend it.
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(send("c-2").await.unwrap(), second);
+    f.assert_no_events();
+    assert_eq!(send("c-3").await.unwrap().seq, 3);
+    f.take_events();
+    f.refuses(send("c-4").await, limited);
+}
+
 /// Without a send rate nobody is limited.
 pub async fn send_rate_none_limits_nobody(f: Fixture) {
     let f = configured(f, |c| c.send_rate = None);
@@ -776,6 +867,34 @@ pub async fn a_send_dropped_before_it_runs_is_withdrawn(f: Fixture) {
     assert_eq!((reused.seq, reused.body.as_deref()), (2, Some("now")));
     f.take_events();
     assert_eq!(seen(&f, bob.id, team.id).await.messages, vec![kept, reused]);
+}
+
+/// With a spawner, dropping the future that took a batch does not stop it: every send of the batch is stored, published and answered.
+pub async fn a_batch_runs_to_the_end_when_the_future_that_took_it_is_dropped(f: Fixture) {
+    let f = f.spawning();
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let chat = f.kith.chat();
+    let mut first = Box::pin(chat.send(alice.id, team.id, new_message("c-1", "one")));
+    let second = chat.send(bob.id, team.id, new_message("c-2", "two"));
+    // Polled once, the first send takes the lane and the batch of both,
+    // which cannot be stored within one poll; then its caller goes away.
+    assert!((&mut first).now_or_never().is_none());
+    drop(first);
+    let second = second.await.unwrap();
+    assert_eq!(second.seq, 2);
+    let stored = seen(&f, bob.id, team.id).await.messages;
+    assert_eq!(seqs(&stored), vec![1, 2]);
+    assert_eq!(stored[0].client_id, "c-1");
+    let published: Vec<Message> = f
+        .take_events()
+        .into_iter()
+        .filter_map(|d| match d.event {
+            Event::MessageCreated { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published, stored);
 }
 
 /// The store's `append_messages` gives each message the outcome it would have had alone at its place in the sequence.

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use crate::{
     Account, Argon2Hasher, Clash, Config, Delivery, Denied, Entity, Error, Event, Kith,
-    ManualClock, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Storage,
+    ManualClock, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Spawner, Storage,
     TimeOrderedIds, Timestamp, UserId, Visibility,
 };
 
@@ -53,6 +53,10 @@ pub struct Fixture {
     pub events: Arc<RecordingSink>,
     /// The id generator, kept so that a reconfigured handle never reuses an id.
     ids: Arc<TimeOrderedIds>,
+    /// The test runtime's spawner, for [`Fixture::spawning`].
+    runtime: Option<Arc<dyn Spawner>>,
+    /// Whether the handle was built with [`Self::runtime`].
+    spawning: bool,
 }
 
 /// 2026-01-01T00:00:00Z, where every fixture's clock starts.
@@ -64,36 +68,70 @@ impl Fixture {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         let clock = Arc::new(ManualClock::new(START));
         let ids = Arc::new(TimeOrderedIds::new(clock.clone()));
-        Self::build(storage, Config::default(), clock, Arc::default(), ids)
-    }
-
-    /// The same fixture (storage, clock, recorded events, ids) with its
-    /// handle rebuilt over `config`.
-    pub fn reconfigure(self, config: Config) -> Self {
-        let storage = Arc::clone(self.kith.storage());
-        Self::build(storage, config, self.clock, self.events, self.ids)
-    }
-
-    fn build(
-        storage: Arc<dyn Storage>,
-        config: Config,
-        clock: Arc<ManualClock>,
-        events: Arc<RecordingSink>,
-        ids: Arc<TimeOrderedIds>,
-    ) -> Self {
-        let kith = Kith::builder(storage)
-            .clock(clock.clone())
-            .sink(events.clone())
-            .ids(ids.clone())
-            .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
-            .config(config)
-            .build();
+        let events = Arc::<RecordingSink>::default();
+        let kith = Self::handle(storage, Config::default(), &clock, &events, &ids, None);
         Self {
             kith,
             clock,
             events,
             ids,
+            runtime: None,
+            spawning: false,
         }
+    }
+
+    /// Keeps the test runtime's spawner for the cases that call
+    /// [`Self::spawning`]; the handle does not use it until then.
+    pub fn with_runtime(mut self, runtime: Arc<dyn Spawner>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// The same fixture with its handle rebuilt to run send batches on the
+    /// test runtime ([`KithBuilder::spawner`](crate::KithBuilder::spawner)),
+    /// as servers do.
+    pub fn spawning(mut self) -> Self {
+        assert!(self.runtime.is_some(), "the fixture has no runtime");
+        self.spawning = true;
+        let config = self.kith.config().clone();
+        self.reconfigure(config)
+    }
+
+    /// The same fixture (storage, clock, recorded events, ids, spawner) with
+    /// its handle rebuilt over `config`.
+    pub fn reconfigure(mut self, config: Config) -> Self {
+        let spawner = self.runtime.clone().filter(|_| self.spawning);
+        let storage = Arc::clone(self.kith.storage());
+        self.kith = Self::handle(
+            storage,
+            config,
+            &self.clock,
+            &self.events,
+            &self.ids,
+            spawner,
+        );
+        self
+    }
+
+    fn handle(
+        storage: Arc<dyn Storage>,
+        config: Config,
+        clock: &Arc<ManualClock>,
+        events: &Arc<RecordingSink>,
+        ids: &Arc<TimeOrderedIds>,
+        spawner: Option<Arc<dyn Spawner>>,
+    ) -> Kith {
+        let builder = Kith::builder(storage)
+            .clock(clock.clone())
+            .sink(events.clone())
+            .ids(ids.clone())
+            .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+            .config(config);
+        match spawner {
+            Some(spawner) => builder.spawner(spawner),
+            None => builder,
+        }
+        .build()
     }
 
     /// The password [`Fixture::user`] registers `username` with.
@@ -338,7 +376,12 @@ macro_rules! __conformance_emit {
                     #[tokio::test]
                     async fn $case() {
                         let storage = super::$factory().await;
-                        $crate::testkit::$area::$case($crate::testkit::Fixture::new(storage)).await;
+                        let runtime: ::std::sync::Arc<dyn $crate::Spawner> =
+                            ::std::sync::Arc::new(|task| {
+                                tokio::spawn(task);
+                            });
+                        let fixture = $crate::testkit::Fixture::new(storage).with_runtime(runtime);
+                        $crate::testkit::$area::$case(fixture).await;
                     }
                 )*
             }
@@ -490,6 +533,8 @@ macro_rules! __conformance_cases {
                 send_in_direct_across_a_block_is_forbidden,
                 send_in_direct_after_unfriending_under_friends_only_is_forbidden,
                 send_in_direct_after_unblocking_works_again,
+                a_blocked_direct_conversation_is_read_only_for_both,
+                typing_tells_the_other_members_only,
                 direct_conversations_cannot_be_renamed_left_or_added_to,
                 chat_actions_by_a_non_member_are_not_found,
                 mark_read_moves_forward_only_and_tells_members,
@@ -499,12 +544,14 @@ macro_rules! __conformance_cases {
                 conversations_are_listed_by_last_activity_in_pages,
                 a_tombstone_still_counts_as_a_message,
                 sends_beyond_the_rate_are_limited_until_time_passes,
+                a_retry_of_a_stored_message_costs_nothing_even_at_the_limit,
                 send_rate_none_limits_nobody,
                 concurrent_sends_get_gap_free_seqs_and_ordered_events,
                 concurrent_retries_of_one_client_id_store_one_message,
                 concurrent_send_and_membership_changes_tell_the_members_at_each_version,
                 sends_queued_together_keep_call_order_and_their_own_outcomes,
                 a_send_dropped_before_it_runs_is_withdrawn,
+                a_batch_runs_to_the_end_when_the_future_that_took_it_is_dropped,
                 append_messages_gives_each_message_its_own_outcome,
             }
             chat_groups {
