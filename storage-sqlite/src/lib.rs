@@ -32,9 +32,11 @@
 //!   profiles, sessions.
 //! - `graph.rs`: [`GraphStore`](kith_core::GraphStore): friend requests,
 //!   friendships, follows, blocks, mutes.
-//! - `chat.rs`: [`ChatStore`](kith_core::ChatStore): conversations, members,
-//!   messages, reactions, read positions, changes since a version; the
-//!   statements of a message append, one by one and set-based.
+//! - `chat/`: [`ChatStore`](kith_core::ChatStore), one module per concern
+//!   with its statements: `conversations.rs` (conversations, members),
+//!   `send.rs` (message appends, one by one and set-based), `messages.rs`
+//!   (edits, deletes, reactions, history) and `read.rs` (read positions,
+//!   unread counts, the conversation list, changes since a version).
 //! - `append.rs`: group commit of message appends (the writer task and its
 //!   queue).
 //! - `rows.rs`: the private row structs and the conversions between SQL
