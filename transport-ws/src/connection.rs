@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Identity;
 use crate::hub::{Frame, Hub, Outbox};
-use crate::protocol::{close, ClientFrame, ServerFrame};
+use crate::protocol::{client_id_of, close, ClientFrame, Failure, ServerFrame};
 use crate::WsConfig;
 
 /// How long the writer gets to deliver a close frame.
@@ -105,8 +105,12 @@ where
 /// Tells the user's friends that they came online or went offline.
 async fn announce_presence(shared: &Shared, user: UserId, online: bool) {
     let last_seen = (!online).then(|| shared.kith.now());
-    let Ok(friends) = shared.kith.graph().friend_ids(user).await else {
-        return;
+    let audience = match shared.kith.graph().presence_audience(user).await {
+        Ok(audience) => audience,
+        Err(e) => {
+            tracing::error!(error = %e, %user, "presence not announced");
+            return;
+        }
     };
     let frame = Frame::text(
         ServerFrame::Presence {
@@ -116,7 +120,7 @@ async fn announce_presence(shared: &Shared, user: UserId, online: bool) {
         }
         .to_json(),
     );
-    shared.hub.send(&friends, &frame);
+    shared.hub.send(&audience, &frame);
 }
 
 /// The writer: drains the outbox, feeds every ready frame, flushes once.
@@ -177,6 +181,7 @@ where
                 close::IDLE_TIMEOUT => "idle timeout",
                 close::POLICY => "too many invalid frames",
                 close::TOO_BIG => "frame too large",
+                close::INVALID_DATA => "invalid UTF-8",
                 _ => "",
             };
             sink.feed(Message::Close(Some(CloseFrame {
@@ -205,7 +210,8 @@ struct Reader<'a> {
     outbox: &'a Outbox,
     /// Taken when the first frame has been handled.
     replay: Option<mpsc::UnboundedSender<Replay>>,
-    /// When recent invalid frames arrived, for the abuse limit.
+    /// When recent frames that broke the protocol arrived, for the abuse
+    /// limit.
     strikes: Vec<Instant>,
     /// When this connection last announced typing in each conversation.
     typing: HashMap<ConversationId, Instant>,
@@ -254,41 +260,30 @@ impl Reader<'_> {
             let message = match next {
                 Err(_) => return close::IDLE_TIMEOUT,
                 Ok(None) => return close::NORMAL,
-                Ok(Some(Err(e))) => {
-                    return if too_big(&e) {
-                        close::TOO_BIG
-                    } else {
-                        close::NORMAL
-                    }
-                }
+                Ok(Some(Err(e))) => return close_code(&e),
                 Ok(Some(Ok(message))) => message,
             };
             match message {
                 Message::Text(text) => {
                     if text.len() > config.max_frame_bytes {
-                        self.refuse(
+                        self.violation(
                             "too_large",
                             "the frame is larger than the limit",
-                            None,
-                            None,
+                            client_id_of(&text).as_deref(),
                         );
                     } else {
                         match serde_json::from_str::<ClientFrame>(&text) {
                             Ok(frame) => self.handle(frame).await,
-                            Err(e) => {
-                                let client_id = client_id_of(&text);
-                                self.refuse(
-                                    "invalid_frame",
-                                    &e.to_string(),
-                                    client_id.as_deref(),
-                                    None,
-                                );
-                            }
+                            Err(e) => self.violation(
+                                "invalid_frame",
+                                &e.to_string(),
+                                client_id_of(&text).as_deref(),
+                            ),
                         }
                     }
                 }
                 Message::Binary(_) => {
-                    self.refuse("invalid_frame", "frames are JSON text", None, None);
+                    self.violation("invalid_frame", "frames are JSON text", None);
                 }
                 Message::Close(_) => return close::NORMAL,
                 Message::Ping(_) | Message::Pong(_) => {}
@@ -299,14 +294,10 @@ impl Reader<'_> {
         }
     }
 
-    /// Sends an error frame and counts a strike against the connection.
-    fn refuse(
-        &mut self,
-        code: &str,
-        message: &str,
-        client_id: Option<&str>,
-        retry_after_ms: Option<u64>,
-    ) {
+    /// Answers a frame that breaks the protocol with an error, and counts
+    /// it toward the abuse limit. (Refusals by Kith's rules are answers,
+    /// not abuse: see [`Self::refuse`].)
+    fn violation(&mut self, code: &str, message: &str, client_id: Option<&str>) {
         let now = Instant::now();
         let window = self.shared.config.abuse_window;
         self.strikes.retain(|t| now.duration_since(*t) < window);
@@ -315,16 +306,22 @@ impl Reader<'_> {
             code,
             message,
             client_id,
-            retry_after_ms,
+            retry_after_ms: None,
         });
     }
 
-    fn refuse_error(&mut self, e: &Error, client_id: Option<&str>) {
-        let retry = match e {
+    /// Answers a frame that Kith refused.
+    fn refuse(&self, e: &Error, client_id: Option<&str>) {
+        let retry_after_ms = match e {
             Error::RateLimited { retry_after } => Some(retry_after.as_millis() as u64),
             _ => None,
         };
-        self.refuse(e.code(), &e.to_string(), client_id, retry);
+        self.reply(&ServerFrame::Error {
+            code: e.code(),
+            message: &public_message(e),
+            client_id,
+            retry_after_ms,
+        });
     }
 
     fn reply(&self, frame: &ServerFrame<'_>) {
@@ -332,7 +329,7 @@ impl Reader<'_> {
     }
 
     /// Acknowledges a send, or refuses it.
-    fn answer_send(&mut self, (conversation_id, client_id, outcome): SendOutcome) {
+    fn answer_send(&self, (conversation_id, client_id, outcome): SendOutcome) {
         match outcome {
             Ok(m) => self.reply(&ServerFrame::Ack {
                 client_id: &m.client_id,
@@ -341,7 +338,7 @@ impl Reader<'_> {
                 seq: m.seq,
                 version: m.version,
             }),
-            Err(e) => self.refuse_error(&e, Some(&client_id)),
+            Err(e) => self.refuse(&e, Some(&client_id)),
         }
     }
 
@@ -376,23 +373,13 @@ impl Reader<'_> {
             // overtakes them (a `read` after a `send` covers the message).
             self.finish_sends().await;
         }
-        let chat = self.shared.kith.chat();
         let client_id = frame.client_id().map(str::to_owned);
         let client_id = client_id.as_deref();
-        let result = match frame {
+        match frame {
             ClientFrame::Resume { .. } => {
-                self.refuse(
-                    "resume_not_first",
-                    "resume must be the first frame",
-                    None,
-                    None,
-                );
-                return;
+                self.violation("resume_not_first", "resume must be the first frame", None);
             }
-            ClientFrame::Ping { .. } => {
-                self.reply(&ServerFrame::Pong { client_id });
-                return;
-            }
+            ClientFrame::Ping { .. } => self.reply(&ServerFrame::Pong { client_id }),
             ClientFrame::Send {
                 conversation_id,
                 client_id: cid,
@@ -401,7 +388,7 @@ impl Reader<'_> {
             } => {
                 // Queued in the conversation now, in the client's order;
                 // answered when its batch is stored (`run` polls it).
-                let sent = chat.send(
+                let sent = self.shared.kith.chat().send(
                     self.user,
                     conversation_id,
                     NewMessage {
@@ -412,55 +399,98 @@ impl Reader<'_> {
                 );
                 self.sending
                     .push_back(Box::pin(async move { (conversation_id, cid, sent.await) }));
-                return;
             }
+            change => match self.change(change).await {
+                Ok(changed) => self.reply(&ServerFrame::Done { client_id, changed }),
+                Err(e) => self.refuse(&e, client_id),
+            },
+        }
+    }
+
+    /// Applies an `edit`, `delete`, `react`, `read` or `typing` frame and
+    /// says whether it changed anything, for its `done`. This is the one
+    /// place that decides `changed`:
+    /// - `edit`: always (every edit stores a new version);
+    /// - `delete`, `react`: whether the message's version is newer than the
+    ///   conversation's version read just before the call (core answers
+    ///   with the message as it is, changed or not);
+    /// - `read`: whether the read position moved past the one read just
+    ///   before the call;
+    /// - `typing`: whether the indicator was relayed.
+    ///
+    /// A concurrent change to the same message (or read position) between
+    /// that first read and the call may make a no-op count as changed.
+    async fn change(&mut self, frame: ClientFrame) -> kith_core::Result<bool> {
+        let chat = self.shared.kith.chat();
+        let user = self.user;
+        match frame {
             ClientFrame::Edit {
                 conversation_id,
                 message_id,
                 body,
                 ..
-            } => chat
-                .edit(self.user, conversation_id, message_id, &body)
-                .await
-                .map(drop),
+            } => {
+                chat.edit(user, conversation_id, message_id, &body).await?;
+                Ok(true)
+            }
             ClientFrame::Delete {
                 conversation_id,
                 message_id,
                 ..
-            } => chat
-                .delete(self.user, conversation_id, message_id)
-                .await
-                .map(drop),
+            } => {
+                let before = chat.conversation(user, conversation_id).await?.version;
+                let message = chat.delete(user, conversation_id, message_id).await?;
+                Ok(message.version > before)
+            }
             ClientFrame::React {
                 conversation_id,
                 message_id,
                 kind,
                 ..
-            } => chat
-                .react(self.user, conversation_id, message_id, kind)
-                .await
-                .map(drop),
+            } => {
+                let before = chat.conversation(user, conversation_id).await?.version;
+                let message = chat.react(user, conversation_id, message_id, kind).await?;
+                Ok(message.version > before)
+            }
             ClientFrame::Read {
                 conversation_id,
                 seq,
                 ..
-            } => match chat.mark_read(self.user, conversation_id, seq).await {
-                Ok(_) => self.send_unread().await,
-                Err(e) => Err(e),
-            },
-            ClientFrame::Typing { conversation_id } => self.typing(conversation_id).await,
-        };
-        if let Err(e) = result {
-            self.refuse_error(&e, client_id);
+            } => {
+                let before = chat
+                    .members(user, conversation_id)
+                    .await?
+                    .iter()
+                    .find(|m| m.user_id == user)
+                    .map_or(0, |m| m.last_read_seq);
+                let state = chat.mark_read(user, conversation_id, seq).await?;
+                // The read is done; failing to count what is left unread
+                // does not undo it.
+                match self.unread_frame().await {
+                    Ok(frame) => {
+                        self.outbox.push(frame);
+                    }
+                    Err(e) => tracing::error!(error = %e, "unread counts not sent"),
+                }
+                Ok(state.last_read_seq > before)
+            }
+            ClientFrame::Typing {
+                conversation_id, ..
+            } => self.typing(conversation_id).await,
+            // Answered by `handle` itself.
+            ClientFrame::Send { .. } | ClientFrame::Resume { .. } | ClientFrame::Ping { .. } => {
+                Ok(false)
+            }
         }
     }
 
-    /// Relays a typing indicator, at most once per `typing_interval` per
-    /// conversation and connection.
-    async fn typing(&mut self, conversation_id: ConversationId) -> kith_core::Result<()> {
+    /// Relays a typing indicator to whom core says, at most once per
+    /// `typing_interval` per conversation and connection; says whether it
+    /// was relayed (not when coalesced or switched off).
+    async fn typing(&mut self, conversation_id: ConversationId) -> kith_core::Result<bool> {
         let config = &self.shared.config;
         if !config.typing {
-            return Ok(());
+            return Ok(false);
         }
         let now = Instant::now();
         if self
@@ -468,20 +498,15 @@ impl Reader<'_> {
             .get(&conversation_id)
             .is_some_and(|t| now.duration_since(*t) < config.typing_interval)
         {
-            return Ok(());
+            return Ok(false);
         }
-        let members = self
+        let others = self
             .shared
             .kith
             .chat()
-            .members(self.user, conversation_id)
+            .typing(self.user, conversation_id)
             .await?;
         self.typing.insert(conversation_id, now);
-        let others: Vec<UserId> = members
-            .iter()
-            .map(|m| m.user_id)
-            .filter(|&u| u != self.user)
-            .collect();
         let frame = Frame::text(
             ServerFrame::Typing {
                 conversation_id,
@@ -491,7 +516,7 @@ impl Reader<'_> {
             .to_json(),
         );
         self.shared.hub.send(&others, &frame);
-        Ok(())
+        Ok(true)
     }
 
     async fn unread_frame(&mut self) -> kith_core::Result<Frame> {
@@ -503,12 +528,6 @@ impl Reader<'_> {
             }
             .to_json(),
         ))
-    }
-
-    async fn send_unread(&mut self) -> kith_core::Result<()> {
-        let frame = self.unread_frame().await?;
-        self.outbox.push(frame);
-        Ok(())
     }
 
     /// The frames the writer sends before going live: the replay of each
@@ -524,6 +543,7 @@ impl Reader<'_> {
         let mut floors = HashMap::new();
         if let Some(conversations) = resume {
             let mut reached = BTreeMap::new();
+            let mut failed = BTreeMap::new();
             for (&conversation_id, &since) in conversations {
                 let mut since = since;
                 loop {
@@ -549,16 +569,11 @@ impl Reader<'_> {
                             }
                         }
                         Err(e) => {
-                            let message = format!("cannot resume {conversation_id}: {e}");
-                            frames.push(Frame::text(
-                                ServerFrame::Error {
-                                    code: e.code(),
-                                    message: &message,
-                                    client_id: None,
-                                    retry_after_ms: None,
-                                }
-                                .to_json(),
-                            ));
+                            let failure = Failure {
+                                code: e.code(),
+                                message: public_message(&e),
+                            };
+                            failed.insert(conversation_id, failure);
                             break;
                         }
                     }
@@ -567,6 +582,7 @@ impl Reader<'_> {
             frames.push(Frame::text(
                 ServerFrame::ResumeComplete {
                     conversations: reached,
+                    failed,
                 }
                 .to_json(),
             ));
@@ -582,20 +598,28 @@ impl Reader<'_> {
     }
 }
 
-/// The `client_id` of a frame that did not parse, if it has one.
-fn client_id_of(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value.get("client_id")?.as_str().map(str::to_owned)
+/// The message a client is shown for a Kith error
+/// ([`Error::public_message`]); internal failures, whose details it hides,
+/// are logged here.
+fn public_message(e: &Error) -> String {
+    if e.is_internal() {
+        tracing::error!(error = %e, code = e.code(), "a WebSocket frame failed");
+    }
+    e.public_message()
 }
 
-/// Whether a read error means the client sent a frame above the hard limit.
-fn too_big<E: std::error::Error + 'static>(e: &E) -> bool {
+/// The close code for an error reading the socket: [`close::TOO_BIG`] for
+/// a frame above the hard limit, [`close::INVALID_DATA`] for a text frame
+/// that is not UTF-8, else [`close::NORMAL`] (the client went away).
+fn close_code<E: std::error::Error + 'static>(e: &E) -> u16 {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match err.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return close::TOO_BIG,
+            Some(tungstenite::Error::Utf8(_)) => return close::INVALID_DATA,
+            _ => {}
         }
         source = err.source();
     }
-    false
+    close::NORMAL
 }

@@ -78,8 +78,11 @@ pub struct WsConfig {
     /// tungstenite's write buffer per connection: frames are fed until it
     /// fills or the writer flushes after a batch.
     pub write_buffer_bytes: usize,
-    /// More refused frames than this within [`Self::abuse_window`] close the
-    /// connection with [`close::POLICY`].
+    /// More frames that break the protocol (invalid or binary frames,
+    /// `too_large`, `resume_not_first`) than this within
+    /// [`Self::abuse_window`] close the connection with [`close::POLICY`].
+    /// Refusals by Kith's rules (`rate_limited`, `forbidden`, ...) are
+    /// answers, not abuse, and do not count.
     pub abuse_limit: usize,
     /// See [`Self::abuse_limit`].
     pub abuse_window: Duration,

@@ -94,6 +94,7 @@ async fn read_with_receipt(
         unread,
         json!({ "type": "unread", "total": 0, "conversations": [] })
     );
+    reader.done(None, true).await;
     assert_eq!(other.expect("read_updated").await, receipt);
 }
 
@@ -245,9 +246,11 @@ async fn sends_written_back_to_back_are_stored_and_acked_in_their_order() {
     a.send(json!({ "type": "read", "conversation_id": conv, "seq": N }))
         .await;
     let mut frames = Vec::new();
-    while frames.last().is_none_or(|f| ty(f) != "unread") {
+    while frames.last().is_none_or(|f| ty(f) != "done") {
         frames.push(a.next().await);
     }
+    // Sending already moved Alice's read position to her own message.
+    assert_eq!(frames.pop().unwrap()["changed"], false);
     let acks: Vec<&Value> = frames.iter().filter(|f| ty(f) == "ack").collect();
     let ids: Vec<&str> = acks
         .iter()
@@ -396,7 +399,7 @@ async fn a_slow_consumer_is_disconnected_and_catches_up_by_resuming() {
 
     let mut again = s.connect(&slowpoke.token).await;
     let replay = again.catch_up(json!({ conv.to_string(): last_seen })).await;
-    assert!(replay.errors.is_empty(), "{replay:?}");
+    assert_eq!(replay.failed, json!({}), "{replay:?}");
     again.assert_quiet().await;
     let seqs = live
         .iter()
@@ -435,7 +438,7 @@ async fn reconnecting_in_the_middle_of_a_stream_loses_and_repeats_nothing() {
 
         let mut b = s.connect(&bob.token).await;
         let replay = b.catch_up(json!({ conv.to_string(): last_seen })).await;
-        assert!(replay.errors.is_empty(), "{replay:?}");
+        assert_eq!(replay.failed, json!({}), "{replay:?}");
         assert!(replay.changes.len() >= 30, "what Bob missed is replayed");
         let mut seqs: Vec<u64> = first.iter().chain(&replay.changes).map(seq).collect();
         while !seqs.contains(&TOTAL) {
@@ -464,7 +467,10 @@ async fn typing_is_relayed_once_to_the_others_and_can_be_switched_off() {
 
         let typing = json!({ "type": "typing", "conversation_id": conv });
         a.send(typing.clone()).await;
+        // Answered `done`: changed when relayed, not when coalesced or off.
+        a.done(None, enabled).await;
         a.send(typing).await;
+        a.done(None, false).await;
         let (created, _) = send_and_ack(&mut a, conv, "a-1", "hello").await;
         a.assert_quiet().await;
         if enabled {
@@ -656,7 +662,7 @@ async fn bad_input_is_refused_with_an_error_and_changes_nothing() {
     )
     .await;
     let huge = send(conv, "x-2", &"y".repeat(2_000));
-    refused(&mut a, text(huge), "too_large", None).await;
+    refused(&mut a, text(huge), "too_large", Some("x-2")).await;
     let long = send(conv, "x-3", &"y".repeat(101));
     refused(&mut a, text(long), "invalid_input", Some("x-3")).await;
     refused(
@@ -798,20 +804,23 @@ async fn resume_replays_edits_deletes_and_reactions_made_while_away() {
 
     a.send(json!({ "type": "edit", "conversation_id": conv, "message_id": ids[0], "body": "message 1, edited" })).await;
     a.expect("message_edited").await;
+    a.done(None, true).await;
     a.send(json!({ "type": "delete", "conversation_id": conv, "message_id": ids[1] }))
         .await;
     a.expect("message_deleted").await;
+    a.done(None, true).await;
     a.send(
         json!({ "type": "react", "conversation_id": conv, "message_id": ids[2], "kind": "love" }),
     )
     .await;
     a.expect("reaction_changed").await;
+    a.done(None, true).await;
     send_and_ack(&mut a, conv, "m4", "message 4").await;
     a.assert_quiet().await;
 
     let mut b = s.connect(&bob.token).await;
     let replay = b.catch_up(json!({ conv.to_string(): seen })).await;
-    assert!(replay.errors.is_empty(), "{replay:?}");
+    assert_eq!(replay.failed, json!({}), "{replay:?}");
     for frame in &replay.changes {
         assert_eq!(frame["conversation_id"], json!(conv));
         assert_eq!(frame["change"]["change"], "message");
@@ -878,8 +887,10 @@ async fn conversation_frames_wait_for_the_first_client_frame() {
         .map(|f| &message_of(f)["id"])
         .collect();
     assert_eq!(replayed, [&json!(m1.id), &json!(m2.id)]);
-    assert_eq!(replay.errors.len(), 1, "{replay:?}");
-    assert_eq!(replay.errors[0]["code"], "not_found");
+    let failed = &replay.failed[elsewhere.to_string()];
+    assert_eq!(failed["code"], "not_found", "{replay:?}");
+    assert!(failed["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(replay.failed.as_object().unwrap().len(), 1, "{replay:?}");
     assert_eq!(replay.reached, json!({ conv.to_string(): m2.version }));
     assert_eq!(replay.unread["total"], 2);
     b.assert_quiet().await;
@@ -908,6 +919,307 @@ async fn a_change_published_after_the_replay_covered_it_is_not_sent_again() {
         "m1 is not sent twice"
     );
     b.assert_quiet().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_obeys_retry_after_and_rules_is_never_closed_as_abusive() {
+    // The default abuse limit (30 refused frames in 10 s), and a send rate
+    // that refills fast, so that many refusals fit in the window.
+    let mut setup = Setup::default();
+    setup.core.send_rate = Some(SendRate {
+        burst: 1,
+        per_second: 100,
+    });
+    let s = Server::with(setup).await;
+    let (alice, _bob, conv) = s.alice_and_bob().await;
+    let mut a = s.join(&alice.token).await;
+    let limit = kith_ws::WsConfig::default().abuse_limit;
+
+    // One message at a time; on `rate_limited`, wait as told and retry.
+    let (mut refusals, mut sent) = (0, 0);
+    while refusals <= 2 * limit {
+        let id = format!("m{sent}");
+        loop {
+            a.send(send(conv, &id, "hello")).await;
+            let frame = a.next().await;
+            if ty(&frame) == "message_created" {
+                assert_eq!(a.expect("ack").await["client_id"], id.as_str());
+                break;
+            }
+            assert_eq!(
+                (ty(&frame), &frame["code"], &frame["client_id"]),
+                ("error", &json!("rate_limited"), &json!(id)),
+                "{frame}"
+            );
+            refusals += 1;
+            let wait = frame["retry_after_ms"].as_u64().unwrap();
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        sent += 1;
+    }
+    // Refusals by Kith's rules are answers too, not abuse.
+    for i in 0..=limit {
+        let missing = json!({ "type": "react", "conversation_id": conv, "message_id": "1", "kind": "like", "client_id": format!("r{i}") });
+        a.send(missing).await;
+        assert_eq!(a.expect("error").await["code"], "not_found");
+    }
+    a.assert_quiet().await;
+    assert_eq!(s.history(&alice, conv).await.len(), sent);
+}
+
+#[tokio::test]
+async fn a_retry_of_an_acknowledged_send_is_answered_even_at_the_rate_limit() {
+    let mut setup = Setup::default();
+    setup.core.send_rate = Some(SendRate {
+        burst: 2,
+        per_second: 1,
+    });
+    let s = Server::with(setup).await;
+    let (alice, bob, conv) = s.alice_and_bob().await;
+    let mut a = s.join(&alice.token).await;
+    let mut b = s.join(&bob.token).await;
+    let (_, first) = send_and_ack(&mut a, conv, "m1", "one").await;
+    send_and_ack(&mut a, conv, "m2", "two").await;
+    a.send(send(conv, "m3", "three")).await;
+    let limited = a.expect("error").await;
+    assert_eq!(
+        (&limited["code"], &limited["client_id"]),
+        (&json!("rate_limited"), &json!("m3"))
+    );
+
+    // The retry is answered with the stored message; nothing new is stored
+    // or published.
+    a.send(send(conv, "m1", "one")).await;
+    assert_eq!(a.expect("ack").await, first);
+    a.assert_quiet().await;
+    assert_eq!(b.until_pong().await.len(), 2, "Bob saw m1 and m2 once");
+    assert_eq!(s.history(&alice, conv).await.len(), 2);
+}
+
+#[tokio::test]
+async fn every_frame_gets_exactly_one_answer_even_when_it_changes_nothing() {
+    let s = Server::start().await;
+    let (alice, bob, conv) = s.alice_and_bob().await;
+    let mut a = s.join(&alice.token).await;
+    let mut b = s.join(&bob.token).await;
+    let (created, _) = send_and_ack(&mut a, conv, "m1", "hello").await;
+    assert_eq!(b.expect("message_created").await, created);
+    let id = created["message"]["id"].clone();
+    let frame = |ty: &str, client_id: &str, extra: Value| {
+        let mut f = json!({ "type": ty, "conversation_id": conv, "client_id": client_id });
+        for (k, v) in extra.as_object().unwrap() {
+            f[k] = v.clone();
+        }
+        f
+    };
+
+    // Each change: its event to both, then `done` to the sender only.
+    let changes = [
+        (
+            "edit",
+            "e1",
+            json!({ "message_id": id, "body": "hello!" }),
+            Some("message_edited"),
+        ),
+        (
+            "react",
+            "r1",
+            json!({ "message_id": id, "kind": "love" }),
+            Some("reaction_changed"),
+        ),
+        (
+            "react",
+            "r2",
+            json!({ "message_id": id, "kind": "love" }),
+            None,
+        ),
+        (
+            "react",
+            "r3",
+            json!({ "message_id": id, "kind": null }),
+            Some("reaction_changed"),
+        ),
+        (
+            "react",
+            "r4",
+            json!({ "message_id": id, "kind": null }),
+            None,
+        ),
+        (
+            "delete",
+            "d1",
+            json!({ "message_id": id }),
+            Some("message_deleted"),
+        ),
+        ("delete", "d2", json!({ "message_id": id }), None),
+    ];
+    for (kind, client_id, extra, event) in changes {
+        a.send(frame(kind, client_id, extra)).await;
+        if let Some(event) = event {
+            let mine = a.expect(event).await;
+            assert_eq!(b.expect(event).await, mine);
+        }
+        a.done(Some(client_id), event.is_some()).await;
+    }
+    // Without a client_id, the answer has none.
+    a.send(json!({ "type": "delete", "conversation_id": conv, "message_id": id }))
+        .await;
+    a.done(None, false).await;
+    // A refusal is the answer instead.
+    a.send(frame(
+        "edit",
+        "e2",
+        json!({ "message_id": id, "body": "back" }),
+    ))
+    .await;
+    let error = a.expect("error").await;
+    assert_eq!(
+        (&error["code"], &error["client_id"]),
+        (&json!("not_found"), &json!("e2"))
+    );
+
+    // A read that moves the position, then one that does not.
+    b.send(frame("read", "rd1", json!({ "seq": 1 }))).await;
+    assert_eq!(b.expect("read_updated").await["last_read_seq"], 1);
+    assert_eq!(b.expect("unread").await["total"], 0);
+    b.done(Some("rd1"), true).await;
+    assert_eq!(a.expect("read_updated").await["user_id"], json!(bob.id));
+    b.send(frame("read", "rd2", json!({ "seq": 1 }))).await;
+    assert_eq!(b.expect("unread").await["total"], 0);
+    b.done(Some("rd2"), false).await;
+
+    // Typing: relayed once, then coalesced.
+    b.send(frame("typing", "t1", json!({}))).await;
+    b.done(Some("t1"), true).await;
+    assert_eq!(a.expect("typing").await["user_id"], json!(bob.id));
+    b.send(frame("typing", "t2", json!({}))).await;
+    b.done(Some("t2"), false).await;
+
+    a.assert_quiet().await;
+    b.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn errors_echo_the_client_id_even_of_oversized_and_too_deep_frames() {
+    let mut setup = Setup::default();
+    setup.ws.max_frame_bytes = 1024;
+    let s = Server::with(setup).await;
+    let (alice, _bob, conv) = s.alice_and_bob().await;
+    let mut a = s.join(&alice.token).await;
+
+    // Pipelined: the answers say which of the four failed.
+    let deep = format!(
+        r#"{{"type":"send","conversation_id":"{conv}","body":"x","reply_to":{}{},"client_id":"deep"}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    a.send(send(conv, "ok-1", "one")).await;
+    a.send(send(conv, "big", &"y".repeat(2_000))).await;
+    a.send_raw(Message::text(deep)).await;
+    a.send(send(conv, "ok-2", "two")).await;
+    let mut errors = Vec::new();
+    let mut acks = Vec::new();
+    while errors.len() + acks.len() < 4 {
+        let frame = a.next().await;
+        match ty(&frame) {
+            "error" => errors.push((frame["code"].clone(), frame["client_id"].clone())),
+            "ack" => acks.push(frame["client_id"].clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        errors,
+        [
+            (json!("too_large"), json!("big")),
+            (json!("invalid_frame"), json!("deep"))
+        ]
+    );
+    assert_eq!(acks, [json!("ok-1"), json!("ok-2")]);
+
+    // Only a top-level client_id is echoed.
+    a.send_raw(Message::text(
+        r#"{"type":"shout","inner":{"client_id":"not-mine"}}"#,
+    ))
+    .await;
+    assert!(a.expect("error").await.get("client_id").is_none());
+    a.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn internal_failures_are_answered_without_their_details() {
+    let s = Server::start().await;
+    let (alice, _bob, conv) = s.alice_and_bob().await;
+    let mut a = s.join(&alice.token).await;
+    s.store.close().await;
+
+    a.send(json!({ "type": "read", "conversation_id": conv, "seq": 0, "client_id": "r1" }))
+        .await;
+    a.send(send(conv, "m1", "hello")).await;
+    for client_id in ["r1", "m1"] {
+        let error = a.expect("error").await;
+        assert_eq!(
+            error,
+            json!({ "type": "error", "code": "storage", "message": "internal error", "client_id": client_id })
+        );
+    }
+    a.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn an_invalid_utf8_text_frame_closes_the_connection_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let mut a = s.join(&alice.token).await;
+    let invalid = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    a.send_raw(Message::Frame(invalid)).await;
+    assert!(a.closed_with(1007).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_block_stops_typing_edits_and_reactions_in_the_direct_conversation() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let dave = s.user("dave").await;
+    let conv = s.direct(&alice, &dave).await;
+    let mut a = s.join(&alice.token).await;
+    let mut d = s.join(&dave.token).await;
+    let (created, _) = send_and_ack(&mut d, conv, "d1", "hi alice").await;
+    assert_eq!(a.expect("message_created").await, created);
+    let id = created["message"]["id"].clone();
+
+    s.kith.graph().block(alice.id, dave.id).await.unwrap();
+    a.until_pong().await;
+    d.until_pong().await;
+
+    let refused = [
+        json!({ "type": "typing", "conversation_id": conv, "client_id": "t1" }),
+        json!({ "type": "edit", "conversation_id": conv, "message_id": id, "body": "hey", "client_id": "e1" }),
+        json!({ "type": "react", "conversation_id": conv, "message_id": id, "kind": "like", "client_id": "r1" }),
+        json!({ "type": "delete", "conversation_id": conv, "message_id": id, "client_id": "x1" }),
+    ];
+    for frame in refused {
+        let client_id = frame["client_id"].clone();
+        d.send(frame).await;
+        let error = d.expect("error").await;
+        assert_eq!(
+            (&error["code"], &error["client_id"]),
+            (&json!("forbidden"), &client_id)
+        );
+    }
+    // Reading is still allowed.
+    d.send(json!({ "type": "read", "conversation_id": conv, "seq": 1, "client_id": "rd" }))
+        .await;
+    assert_eq!(d.expect("unread").await["total"], 0);
+    d.done(Some("rd"), false).await;
+    d.assert_quiet().await;
+    a.assert_quiet().await;
+    assert_eq!(
+        s.history(&dave, conv).await[0].body.as_deref(),
+        Some("hi alice")
+    );
 }
 
 /// The socket loop over in-memory channels, with tokio's clock paused: the
@@ -972,7 +1284,7 @@ mod paused {
         // paused clock would jump to sqlx's pool timeout: open it in a
         // blocking task, which keeps the clock from auto-advancing.
         let runtime = tokio::runtime::Handle::current();
-        let (_kith, ws, _gate) =
+        let (_kith, ws, _gate, _store) =
             tokio::task::spawn_blocking(move || runtime.block_on(common::build(setup)))
                 .await
                 .unwrap();

@@ -89,6 +89,8 @@ pub struct Server {
     pub ws: WsServer,
     /// Between Kith and the hub: can hold events back.
     pub gate: Arc<Gate>,
+    /// The store under Kith (closing it makes every call fail).
+    pub store: SqliteStore,
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
@@ -113,7 +115,7 @@ impl Server {
         }
         socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
         let listener = socket.listen(1024).unwrap();
-        let (kith, ws, gate) = build(setup).await;
+        let (kith, ws, gate, store) = build(setup).await;
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().nest("/ws", ws.router());
         let task = tokio::spawn(async move {
@@ -123,6 +125,7 @@ impl Server {
             kith,
             ws,
             gate,
+            store,
             addr,
             task,
         }
@@ -280,15 +283,15 @@ impl Server {
 }
 
 /// Builds Kith over a fresh in-memory store and the transport over it,
-/// with a [`Gate`] between the two.
-pub async fn build(setup: Setup) -> (Kith, WsServer, Arc<Gate>) {
+/// with a [`Gate`] between the two; returns the store too.
+pub async fn build(setup: Setup) -> (Kith, WsServer, Arc<Gate>, SqliteStore) {
     let store = SqliteStore::memory().await.unwrap();
     let hub = Arc::new(Hub::new(setup.ws.hub));
     let gate = Arc::new(Gate {
         hub: Arc::clone(&hub),
         held: Mutex::new(None),
     });
-    let kith = Kith::builder(Arc::new(store))
+    let kith = Kith::builder(Arc::new(store.clone()))
         .sink(gate.clone())
         .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
         .config(setup.core)
@@ -298,7 +301,7 @@ pub async fn build(setup: Setup) -> (Kith, WsServer, Arc<Gate>) {
         .build();
     let auth = Arc::new(KithSessions(kith.clone()));
     let ws = WsServer::new(kith.clone(), hub, auth, setup.ws);
-    (kith, ws, gate)
+    (kith, ws, gate, store)
 }
 
 /// The event sink Kith is built with: it passes every delivery straight to
@@ -366,8 +369,9 @@ pub struct Ending {
 pub struct CatchUp {
     /// The replayed `change` frames, in order.
     pub changes: Vec<Value>,
-    /// `error` frames for conversations that could not be resumed.
-    pub errors: Vec<Value>,
+    /// The `failed` map of `resume_complete`: conversations that could not
+    /// be resumed.
+    pub failed: Value,
     /// The `conversations` of `resume_complete`.
     pub reached: Value,
     /// The `unread` frame that follows.
@@ -411,6 +415,7 @@ impl Client {
         self.resume(json!({})).await;
         let complete = self.find("resume_complete").await;
         assert_eq!(complete["conversations"], json!({}));
+        assert_eq!(complete["failed"], json!({}));
         self.find("unread").await
     }
 
@@ -419,21 +424,20 @@ impl Client {
     /// in between fails the test.
     pub async fn catch_up(&mut self, conversations: Value) -> CatchUp {
         self.resume(conversations).await;
-        let (mut changes, mut errors) = (Vec::new(), Vec::new());
-        let reached = loop {
+        let mut changes = Vec::new();
+        let complete = loop {
             let frame = self.next().await;
             match ty(&frame) {
                 "change" => changes.push(frame),
-                "error" => errors.push(frame),
-                "resume_complete" => break frame["conversations"].clone(),
+                "resume_complete" => break frame,
                 other => panic!("unexpected {other} frame during the replay: {frame}"),
             }
         };
         let unread = self.expect("unread").await;
         CatchUp {
             changes,
-            errors,
-            reached,
+            failed: complete["failed"].clone(),
+            reached: complete["conversations"].clone(),
             unread,
         }
     }
@@ -491,6 +495,16 @@ impl Client {
             }
             frames.push(frame);
         }
+    }
+
+    /// The next frame, which must be the `done` answer with this
+    /// `client_id` (`None`: without one) and `changed`.
+    pub async fn done(&mut self, client_id: Option<&str>, changed: bool) {
+        let mut expected = json!({ "type": "done", "changed": changed });
+        if let Some(id) = client_id {
+            expected["client_id"] = json!(id);
+        }
+        assert_eq!(self.next().await, expected);
     }
 
     /// Asserts that nothing else was queued for this connection.
