@@ -1,11 +1,14 @@
 //! REST routes of the `users` and `graph` areas, through HTTP against a real
-//! server: every route's success and the errors it maps.
+//! server: every route's success and the errors it maps; and the HTTP
+//! contract every route shares (connections, JSON bodies, bearer tokens).
 
 mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use support::{cursor, items, usernames, TestServer};
+use support::{cursor, items, read_raw_response, usernames, TestServer, PASSWORD};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// A syntactically valid id that no user has.
 const NOBODY: &str = "4242";
@@ -731,6 +734,201 @@ async fn every_authenticated_route_refuses_a_missing_or_bad_token() {
             let reply = server.call(method.clone(), &path, token, None).await;
             assert_eq!(reply.status.as_u16(), 401, "{method} {path} with {token:?}");
             reply.err(401, "unauthenticated", None);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP contract every route shares.
+
+// Several threads, so that the client may reuse a connection before it sees
+// the server close it (a single thread runs the server's close first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    // Large enough that the server cannot have read it by chance.
+    let patch = json!({"bio": "x".repeat(40 * 1024)}).to_string();
+    let too_large = json!({"bio": "x".repeat(100 * 1024)}).to_string();
+    let json = "application/json";
+    let token = alice.token.as_str();
+    let refusals = [
+        ("/me/profile", "not-a-token", patch.as_str(), json, 401),
+        ("/conversations/x", token, patch.as_str(), json, 400),
+        ("/me/profile", token, patch.as_str(), "text/plain", 415),
+        ("/me/profile", token, too_large.as_str(), json, 413),
+    ];
+    // The harness's one client pools its keep-alive connections: each
+    // request after a refusal reuses the refused request's connection,
+    // unless the refusal said `Connection: close`.
+    for _ in 0..25 {
+        for (path, token, body, content_type, status) in refusals {
+            let refused = server
+                .raw(Method::PATCH, path, token, body, Some(content_type))
+                .await;
+            assert_eq!(refused.status.as_u16(), status, "{path}: {}", refused.text);
+            let me = server.get("/me", &alice.token).await;
+            assert_eq!(me.ok(200)["username"], "alice", "after the {status}");
+        }
+    }
+    // The same on one raw connection: a refusal without `Connection: close`
+    // leaves the connection open for the next request.
+    for (path, token, body, content_type, status) in refusals {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "PATCH /api/v1{path} HTTP/1.1\r\nhost: kith\r\nauthorization: Bearer {token}\r\n\
+             content-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // The server may answer and close before taking the whole body.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let refused = read_raw_response(&mut stream).await;
+        assert_eq!(refused.status, status, "{path}: {}", refused.body);
+        if refused.header("connection") == Some("close") {
+            continue;
+        }
+        let next = format!(
+            "GET /api/v1/me HTTP/1.1\r\nhost: kith\r\nauthorization: Bearer {}\r\n\r\n",
+            alice.token
+        );
+        stream.write_all(next.as_bytes()).await.unwrap();
+        let me = read_raw_response(&mut stream).await;
+        assert_eq!(
+            me.status, 200,
+            "after the {status} without `Connection: close`"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_bodies_must_be_objects() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    let group = server
+        .post(
+            "/conversations",
+            &alice.token,
+            json!({"title": "G", "members": []}),
+        )
+        .await
+        .ok(201);
+    let id = group["id"].as_str().unwrap();
+    let refused = [
+        ("/me/profile", Method::PATCH, json!(["Name"])),
+        (
+            "/auth/register",
+            Method::POST,
+            json!(["bob", "bob@example.com", PASSWORD]),
+        ),
+        ("/auth/login", Method::POST, json!(["alice", PASSWORD])),
+        (
+            &format!("/conversations/{id}/messages"),
+            Method::POST,
+            json!(["c1", "hello"]),
+        ),
+        (
+            &format!("/conversations/{id}/read"),
+            Method::POST,
+            json!([0]),
+        ),
+        ("/me/profile", Method::PATCH, json!("Name")),
+        ("/me/profile", Method::PATCH, json!(null)),
+    ];
+    for (path, method, body) in refused {
+        server
+            .call(method, path, Some(&alice.token), Some(&body))
+            .await
+            .err(400, "bad_request", None);
+    }
+    let me = server.get("/me", &alice.token).await.ok(200);
+    assert!(me["profile"]["display_name"].is_null(), "{me}");
+    server
+        .post("/auth/login", &alice.token, json!(["alice", PASSWORD]))
+        .await
+        .err(400, "bad_request", None);
+    server
+        .call(Method::GET, "/users/by-username/bob", None, None)
+        .await
+        .err(404, "not_found", None);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = server
+            .http
+            .get(server.api("/me"))
+            .header("authorization", format!("{scheme} {}", alice.token))
+            .send()
+            .await
+            .unwrap();
+        let me = support::Resp::read(response).await;
+        assert_eq!(me.ok(200)["username"], "alice", "{scheme}");
+    }
+    let response = server
+        .http
+        .get(server.api("/me"))
+        .header("authorization", format!("Basic {}", alice.token))
+        .send()
+        .await
+        .unwrap();
+    support::Resp::read(response)
+        .await
+        .err(401, "unauthenticated", None);
+}
+
+#[tokio::test]
+async fn a_cursor_is_refused_by_every_list_but_its_own() {
+    let server = TestServer::unlimited().await;
+    let [alice, bob, carol, dave] = server.users(["alice", "bob", "carol", "dave"]).await;
+    // Two items in each list, so that a page of one has a cursor.
+    for user in [&bob, &carol] {
+        let to = |list: &str, whom: &str| format!("/{list}/{whom}");
+        server
+            .put(&to("blocks", &user.id), &alice.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("mutes", &user.id), &alice.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("follows", &dave.id), &user.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("follows", &user.id), &dave.token, None)
+            .await
+            .ok(204);
+    }
+    let lists = [
+        format!("/users/{}/followers", dave.id),
+        format!("/users/{}/following", dave.id),
+        "/blocks".to_owned(),
+        "/mutes".to_owned(),
+    ];
+    let mut cursors = Vec::new();
+    for list in &lists {
+        let first = server
+            .get(&format!("{list}?limit=1"), &alice.token)
+            .await
+            .ok(200);
+        assert_eq!(items(&first).len(), 1, "{list}: {first}");
+        cursors.push(cursor(&first).unwrap_or_else(|| panic!("{list}: {first}")));
+    }
+    for (list, own) in lists.iter().zip(&cursors) {
+        for (from, cursor) in lists.iter().zip(&cursors) {
+            let reply = server
+                .get(&format!("{list}?limit=1&cursor={cursor}"), &alice.token)
+                .await;
+            if cursor == own {
+                assert_eq!(items(&reply.ok(200)).len(), 1, "{list}");
+            } else {
+                assert_eq!(reply.status.as_u16(), 422, "{from}'s cursor on {list}");
+                reply.err(422, "invalid_input", Some("cursor"));
+            }
         }
     }
 }

@@ -1039,3 +1039,44 @@ async fn extreme_values_are_answered_cleanly() {
         .await
         .err(405, "method_not_allowed", None);
 }
+
+#[tokio::test]
+async fn repeated_reactions_and_deletes_answer_the_current_message() {
+    let server = TestServer::unlimited().await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let id = group(&server, &alice, "Again", &[&bob]).await;
+    let sent = send(&server, &alice, &id, "a1", "hello").await;
+    let one = format!(
+        "/conversations/{id}/messages/{}",
+        sent["id"].as_str().unwrap()
+    );
+    let reaction = format!("{one}/reaction");
+
+    // Nothing to remove yet: the message as it is.
+    let none = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(none, sent);
+    // The same kind twice: the same message.
+    let liked = server
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
+        .await
+        .ok(200);
+    assert_eq!(
+        liked["reactions"],
+        json!([{"user_id": bob.id, "kind": "like"}])
+    );
+    let again = server
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
+        .await
+        .ok(200);
+    assert_eq!(again, liked);
+    // Removed, then removed again.
+    let unliked = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(unliked["reactions"], json!([]));
+    let still = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(still, unliked);
+    // Deleted, then deleted again: the same tombstone.
+    let tombstone = server.delete(&one, &alice.token).await.ok(200);
+    assert!(tombstone["body"].is_null(), "{tombstone}");
+    let twice = server.delete(&one, &alice.token).await.ok(200);
+    assert_eq!(twice, tombstone);
+}
