@@ -24,7 +24,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{error_response, ApiError};
+use crate::error::{document_refusals, error_response, ApiError};
 use crate::limits::AddressLimiter;
 use crate::metrics::{self as metrics_mod, CountingSink, Metrics};
 use crate::routes;
@@ -128,11 +128,12 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         settings: Arc::new(settings),
     };
 
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::api())
         .merge(routes::ops::router())
         .with_state(state.clone())
         .split_for_parts();
+    document_refusals(&mut openapi);
     let document = openapi.clone();
     let settings = &state.settings;
     let router = api

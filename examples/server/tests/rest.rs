@@ -2,6 +2,8 @@
 //! server: every route's success and the errors it maps; and the HTTP
 //! contract every route shares (connections, JSON bodies, bearer tokens).
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use reqwest::Method;

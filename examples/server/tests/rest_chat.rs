@@ -1,6 +1,8 @@
 //! REST routes of the `chat` area, through HTTP against a real server: every
 //! route's success and the errors it maps.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use reqwest::Method;
