@@ -251,7 +251,11 @@ impl Graph<'_> {
         direction: RequestDirection,
         page: &Page,
     ) -> Result<Paged<FriendRequestEntry>> {
-        let (window, limit) = page.window::<IdKey>()?;
+        let list = match direction {
+            RequestDirection::Incoming => "incoming",
+            RequestDirection::Outgoing => "outgoing",
+        };
+        let (window, limit) = page.window::<IdKey>(list)?;
         let rows = self
             .kith
             .storage
@@ -276,7 +280,7 @@ impl Graph<'_> {
         page: &Page,
     ) -> Result<Paged<Peer>> {
         let name = validate::name_filter("name", name)?;
-        let (window, limit) = page.window::<NameKey>()?;
+        let (window, limit) = page.window::<NameKey>("friends")?;
         self.may_list(viewer, user).await?;
         let rows = self
             .kith
@@ -382,7 +386,7 @@ impl Graph<'_> {
         user: UserId,
         page: &Page,
     ) -> Result<Paged<Peer>> {
-        let (window, limit) = page.window::<SinceKey>()?;
+        let (window, limit) = page.window::<SinceKey>("followers")?;
         self.may_list(viewer, user).await?;
         let rows = self.kith.storage.followers(user, window).await?;
         Ok(Paged::from_rows(rows, limit, since_key))
@@ -398,7 +402,7 @@ impl Graph<'_> {
         user: UserId,
         page: &Page,
     ) -> Result<Paged<Peer>> {
-        let (window, limit) = page.window::<SinceKey>()?;
+        let (window, limit) = page.window::<SinceKey>("following")?;
         self.may_list(viewer, user).await?;
         let rows = self.kith.storage.following(user, window).await?;
         Ok(Paged::from_rows(rows, limit, since_key))
@@ -478,7 +482,7 @@ impl Graph<'_> {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad `limit` or `cursor`.
     pub async fn blocked(&self, actor: UserId, page: &Page) -> Result<Paged<Peer>> {
-        let (window, limit) = page.window::<SinceKey>()?;
+        let (window, limit) = page.window::<SinceKey>("blocks")?;
         let rows = self.kith.storage.blocks(actor, window).await?;
         Ok(Paged::from_rows(rows, limit, since_key))
     }
@@ -531,7 +535,7 @@ impl Graph<'_> {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad `limit` or `cursor`.
     pub async fn muted(&self, actor: UserId, page: &Page) -> Result<Paged<Peer>> {
-        let (window, limit) = page.window::<SinceKey>()?;
+        let (window, limit) = page.window::<SinceKey>("mutes")?;
         let rows = self.kith.storage.mutes(actor, window).await?;
         Ok(Paged::from_rows(rows, limit, since_key))
     }

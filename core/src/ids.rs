@@ -15,15 +15,20 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use crate::clock::Clock;
 
 macro_rules! id_type {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:expr])* $name:ident) => {
+        $(#[doc = $doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-        #[cfg_attr(
-            feature = "openapi",
-            derive(utoipa::ToSchema),
-            schema(value_type = String, example = "123456789012345678")
-        )]
         pub struct $name(u64);
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                decimal_id_schema(concat!($($doc),*))
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// Wraps a raw id, for example one read back from storage.
@@ -62,6 +67,19 @@ macro_rules! id_type {
             }
         }
     };
+}
+
+/// The OpenAPI schema of every id type: a string of decimal digits, as ids
+/// are serialised and as paths and bodies must give them.
+#[cfg(feature = "openapi")]
+fn decimal_id_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[0-9]+$"))
+        .description(Some(description.trim()))
+        .examples(["123456789012345678"])
+        .into()
 }
 
 /// Accepts an id as a decimal string (the canonical form) or a JSON number.

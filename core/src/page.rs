@@ -3,6 +3,8 @@
 //! Every list is ordered by a unique key; a cursor encodes the key of the last
 //! item returned and the next page starts strictly after it, so items inserted
 //! while a client pages never cause duplicates or gaps in what it already saw.
+//! A cursor also names its list: another list refuses it, even one with the
+//! same kind of key (followers, following, blocks and mutes).
 
 use serde::{Deserialize, Serialize};
 
@@ -58,13 +60,16 @@ impl Page {
         }
     }
 
-    /// Decodes the cursor into a key of type `K`.
-    pub(crate) fn key<K: CursorKey>(&self) -> Result<Option<K>> {
+    /// Decodes the cursor of `list` into a key of type `K`.
+    pub(crate) fn key<K: CursorKey>(&self, list: &str) -> Result<Option<K>> {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
         decode_hex(cursor)
-            .and_then(|text| K::decode(&text))
+            .and_then(|text| {
+                let key = text.strip_prefix(list)?.strip_prefix('/')?;
+                K::decode(key)
+            })
             .map(Some)
             .ok_or_else(|| Error::invalid("cursor", "not a cursor of this list"))
     }
@@ -81,17 +86,20 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
-    /// Builds a page from `rows` fetched with `limit + 1`: the extra row, if
-    /// present, only signals that another page exists.
+    /// Builds a page from `rows` fetched with the window of
+    /// [`Page::window`]: the extra row, if present, only signals that another
+    /// page exists.
     pub(crate) fn from_rows<K: CursorKey>(
         mut rows: Vec<T>,
-        limit: u32,
+        limit: Limit,
         key: impl Fn(&T) -> K,
     ) -> Self {
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
+        let size = limit.size as usize;
+        let more = rows.len() > size;
+        rows.truncate(size);
         let next_cursor = if more {
-            rows.last().map(|last| encode_hex(&key(last).encode()))
+            let cursor = |last| format!("{}/{}", limit.list, key(last).encode());
+            rows.last().map(|last| encode_hex(&cursor(last)))
         } else {
             None
         };
@@ -199,18 +207,29 @@ pub struct Window<K> {
     pub limit: u32,
 }
 
+/// The validated size of a page, and the list (`"followers"`, `"mutes"`...)
+/// its cursors belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limit {
+    /// Items in the page.
+    pub size: u32,
+    /// The list's name, in its cursors.
+    pub list: &'static str,
+}
+
 impl Page {
-    /// The storage window for this page: one row more than the limit, so that
-    /// [`Paged::from_rows`] can tell whether another page follows.
-    pub(crate) fn window<K: CursorKey>(&self) -> Result<(Window<K>, u32)> {
-        let limit = self.limit()?;
-        let after = self.key()?;
+    /// The storage window for this page of `list`: one row more than the
+    /// limit, so that [`Paged::from_rows`] can tell whether another page
+    /// follows.
+    pub(crate) fn window<K: CursorKey>(&self, list: &'static str) -> Result<(Window<K>, Limit)> {
+        let size = self.limit()?;
+        let after = self.key(list)?;
         Ok((
             Window {
                 after,
-                limit: limit + 1,
+                limit: size + 1,
             },
-            limit,
+            Limit { size, list },
         ))
     }
 }
@@ -240,11 +259,12 @@ mod tests {
             since: Timestamp::from_millis(1234),
             user: UserId::new(99),
         };
-        let page = Page::after(encode_hex(&key.encode()), None);
-        assert_eq!(page.key::<SinceKey>().unwrap(), Some(key));
-        assert!(page.key::<IdKey>().is_err());
-        assert!(Page::after("zz", None).key::<IdKey>().is_err());
-        assert!(Page::after("é", None).key::<IdKey>().is_err());
+        let page = Page::after(encode_hex(&format!("mutes/{}", key.encode())), None);
+        assert_eq!(page.key::<SinceKey>("mutes").unwrap(), Some(key));
+        assert!(page.key::<SinceKey>("blocks").is_err());
+        assert!(page.key::<IdKey>("mutes").is_err());
+        assert!(Page::after("zz", None).key::<IdKey>("mutes").is_err());
+        assert!(Page::after("é", None).key::<IdKey>("mutes").is_err());
     }
 
     #[test]
@@ -256,11 +276,16 @@ mod tests {
 
     #[test]
     fn from_rows_sets_cursor_only_when_more_follow() {
-        let p = Paged::from_rows(vec![1u64, 2, 3], 2, |n| IdKey(*n));
+        let limit = Limit {
+            size: 2,
+            list: "incoming",
+        };
+        let p = Paged::from_rows(vec![1u64, 2, 3], limit, |n| IdKey(*n));
         assert_eq!(p.items, vec![1, 2]);
         let next = Page::after(p.next_cursor.unwrap(), None);
-        assert_eq!(next.key::<IdKey>().unwrap(), Some(IdKey(2)));
-        let last = Paged::from_rows(vec![1u64, 2], 2, |n| IdKey(*n));
+        assert_eq!(next.key::<IdKey>("incoming").unwrap(), Some(IdKey(2)));
+        assert!(next.key::<IdKey>("outgoing").is_err());
+        let last = Paged::from_rows(vec![1u64, 2], limit, |n| IdKey(*n));
         assert_eq!(last.next_cursor, None);
     }
 }

@@ -45,14 +45,21 @@ impl Authenticator for KithSessions {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed (possibly
+/// empty); `None` without the header or with another scheme. The scheme is
+/// case-insensitive (RFC 7235): `bearer` and `BEARER` are `Bearer` too.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// Finds the token in a handshake request: the `Authorization` header, the
 /// `access_token` query parameter, or a `kith.token.` subprotocol, in that order.
 pub fn token_from_request<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer = bearer_token(headers);
     let from_query = || {
         query?
             .split('&')
@@ -95,5 +102,25 @@ mod tests {
         assert_eq!(token_from_request(&h, None), Some("p1"));
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer h1"));
         assert_eq!(token_from_request(&h, Some("access_token=q1")), Some("h1"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer h2"));
+        assert_eq!(token_from_request(&h, Some("access_token=q1")), Some("h2"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        for (header, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Bearer", Some("")),
+            ("Bearer ", Some("")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            h.insert(AUTHORIZATION, HeaderValue::from_static(header));
+            assert_eq!(bearer_token(&h), token, "{header:?}");
+        }
     }
 }

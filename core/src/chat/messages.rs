@@ -253,7 +253,7 @@ impl Chat<'_> {
         actor: UserId,
         page: &Page,
     ) -> Result<Paged<ConversationSummary>> {
-        let (window, limit) = page.window::<ActivityKey>()?;
+        let (window, limit) = page.window::<ActivityKey>("conversations")?;
         let rows = self.kith.storage.conversations(actor, window).await?;
         Ok(Paged::from_rows(rows, limit, |s| ActivityKey {
             last_activity: s.conversation.last_activity,

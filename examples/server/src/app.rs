@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::StreamExt;
 use kith_core::{Config, DirectMessages, Kith, SendRate};
 use kith_sqlite::SqliteStore;
 use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
@@ -22,7 +24,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{error_response, ApiError};
+use crate::error::{document_refusals, error_response, ApiError};
 use crate::limits::AddressLimiter;
 use crate::metrics::{self as metrics_mod, CountingSink, Metrics};
 use crate::routes;
@@ -126,11 +128,12 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         settings: Arc::new(settings),
     };
 
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", routes::api())
         .merge(routes::ops::router())
         .with_state(state.clone())
         .split_for_parts();
+    document_refusals(&mut openapi);
     let document = openapi.clone();
     let settings = &state.settings;
     let router = api
@@ -141,6 +144,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         .nest("/api/v1/ws", ws.router())
         .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(middleware::from_fn_with_state(settings.body_limit, read_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.request_timeout_secs),
@@ -218,6 +222,35 @@ fn cors(origins: &[String]) -> CorsLayer {
             .collect();
         layer.allow_origin(AllowOrigin::list(list))
     }
+}
+
+/// Reads the whole request body, up to `limit` bytes, before routing. A
+/// request refused before its handler reads the body (a bad token, a bad
+/// path id, a wrong content type) would otherwise leave unread bytes on the
+/// connection, and hyper would close that keep-alive connection without
+/// saying so, failing the client's next request on it. A body it cannot read
+/// whole (too large, or broken off) is refused with `Connection: close`.
+async fn read_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let refusal = match chunk {
+            Ok(chunk) if bytes.len() + chunk.len() <= limit => {
+                bytes.extend_from_slice(&chunk);
+                continue;
+            }
+            Ok(_) => ApiError::PayloadTooLarge,
+            Err(_) => ApiError::BadRequest("the request body could not be read".to_owned()),
+        };
+        let mut response = refusal.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Gives error responses produced outside the handlers (405 from the router,

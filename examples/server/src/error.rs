@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP responses:
-//! `{"error": {"code": "...", "message": "..."}}` with the right status.
+//! `{"error": {"code": "...", "message": "..."}}` with the right status, and
+//! where the OpenAPI document learns the refusals every operation shares.
 
 use std::time::Duration;
 
@@ -7,6 +8,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::Ref;
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, OpenApi, ResponseBuilder};
 use utoipa::ToSchema;
 
 /// Everything a handler can fail with.
@@ -168,6 +173,78 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+/// Documents on every operation of `doc` the refusals of the shared
+/// extractors and middleware, where the operation does not document them
+/// itself: 400 for a malformed path, query or JSON body (not an object,
+/// unknown or missing fields); 413 and 415 for a JSON body; 401 where a
+/// bearer token is accepted.
+pub fn document_refusals(doc: &mut OpenApi) {
+    let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+    let anonymous = SecurityRequirement::default();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let takes = |place: ParameterIn| {
+                operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == place)
+            };
+            let body = operation.request_body.is_some();
+            let malformed: Vec<&str> = [
+                (takes(ParameterIn::Path), "path"),
+                (takes(ParameterIn::Query), "query"),
+                (body, "JSON body"),
+            ]
+            .into_iter()
+            .filter_map(|(has, what)| has.then_some(what))
+            .collect();
+            let mut refusals = Vec::new();
+            match malformed.split_last() {
+                Some((only, [])) => refusals.push(("400", format!("Malformed {only}"))),
+                Some((last, rest)) => {
+                    refusals.push(("400", format!("Malformed {} or {last}", rest.join(", "))));
+                }
+                None => {}
+            }
+            if body {
+                refusals.push(("413", "Body too large".to_owned()));
+                refusals.push(("415", "Not `Content-Type: application/json`".to_owned()));
+            }
+            let security = operation.security.as_deref().unwrap_or_default();
+            if security.contains(&bearer) {
+                let what = if security.contains(&anonymous) {
+                    "Invalid token"
+                } else {
+                    "No valid token"
+                };
+                refusals.push(("401", what.to_owned()));
+            }
+            for (status, description) in refusals {
+                let error = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", error)
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| response.into());
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use support::{assert_error_shape, assert_no_server_errors, TestServer};
+use support::{assert_error_shape, assert_no_server_errors, Resp, TestServer};
 
 /// The document, as served.
 async fn document(server: &TestServer) -> Value {
@@ -155,6 +155,169 @@ async fn operations_that_need_a_token_refuse_to_run_without_one() {
             "{method} {path} does not document its 401"
         );
     }
+}
+
+/// Whether `schema` (following `$ref`s; for `oneOf`/`anyOf`, every option
+/// but `null`; for an array, its items) is a decimal id: a string with the
+/// pattern `^[0-9]+$`.
+fn is_decimal_id(doc: &Value, schema: &Value) -> bool {
+    let schema = resolve(doc, schema);
+    for key in ["oneOf", "anyOf"] {
+        if let Some(options) = schema[key].as_array() {
+            return options
+                .iter()
+                .filter(|o| resolve(doc, o)["type"] != "null")
+                .all(|o| is_decimal_id(doc, o));
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        return is_decimal_id(doc, items);
+    }
+    let string = schema["type"] == "string"
+        || schema["type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("string")));
+    string && schema["pattern"] == "^[0-9]+$"
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_refusals_and_decimal_ids() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let mut problems = Vec::new();
+    for (path, method, operation) in operations(&doc) {
+        let label = format!("{method} {path}");
+        let mut needed: Vec<(&str, String)> = Vec::new();
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "413", "415"] {
+                needed.push((status, "a JSON body".into()));
+            }
+        }
+        let bearer = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        if bearer {
+            needed.push(("401", "a bearer token".into()));
+        }
+        for param in operation["parameters"].as_array().into_iter().flatten() {
+            let name = param["name"].as_str().unwrap();
+            needed.push(("400", format!("the parameter `{name}`")));
+            if name.ends_with("_id") && !is_decimal_id(&doc, &param["schema"]) {
+                problems.push(format!("{label}: `{name}` is not a decimal id"));
+            }
+            if name == "limit" {
+                let schema = resolve(&doc, &param["schema"]);
+                if schema["minimum"] != 1 || !schema["maximum"].is_u64() {
+                    problems.push(format!("{label}: `limit` is not 1 to a maximum: {schema}"));
+                }
+            }
+        }
+        for (status, why) in needed {
+            if operation["responses"].get(status).is_none() {
+                problems.push(format!("{label}: {status} not documented ({why})"));
+            }
+        }
+    }
+    // Every id field of every schema (`client_id` is the client's own text).
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        for (field, field_schema) in schema["properties"].as_object().into_iter().flatten() {
+            let id = field == "id" || field.ends_with("_id") || field.ends_with("_ids");
+            if id && field != "client_id" && !is_decimal_id(&doc, field_schema) {
+                problems.push(format!(
+                    "{name}.{field} is not a decimal id: {field_schema}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `path` with `{param}`s replaced: `*_id`s by `id`, others by `nobody`.
+fn with_params(path: &str, id: &str) -> String {
+    path.split('/')
+        .map(|part| match part.strip_prefix('{') {
+            Some(name) if name.ends_with("_id}") => id,
+            Some(_) => "nobody",
+            None => part,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_refusal_the_server_answers_is_documented() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let user = server.user("prober").await;
+    let mut ops = operations(&doc);
+    // Logging out revokes the token every call uses: last.
+    ops.sort_by_key(|(path, _, _)| path.ends_with("/auth/logout"));
+    let too_large = format!("{{\"x\":\"{}\"}}", "x".repeat(70 * 1024));
+    let mut problems = Vec::new();
+    // One pooled client for every request: a refusal must leave its
+    // connection usable.
+    for (path, method, operation) in &ops {
+        let ids = with_params(path, "1");
+        let mut refusals: Vec<(String, &str, String, &str, u16)> = Vec::new();
+        if operation.get("requestBody").is_some() {
+            let json = "application/json";
+            refusals.push((ids.clone(), &user.token, "[]".into(), json, 400));
+            refusals.push((ids.clone(), &user.token, "\"x\"".into(), json, 400));
+            refusals.push((ids.clone(), &user.token, "{}".into(), "text/plain", 415));
+            refusals.push((ids.clone(), &user.token, too_large.clone(), json, 413));
+        }
+        let bearer = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        if bearer {
+            refusals.push((
+                ids.clone(),
+                "not-a-token",
+                "{}".into(),
+                "application/json",
+                401,
+            ));
+        }
+        if path.contains("_id}") {
+            let bad = with_params(path, "x");
+            refusals.push((bad, &user.token, "{}".into(), "application/json", 400));
+        }
+        let limit = operation["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "limit"));
+        if limit {
+            let bad = format!("{ids}?limit=x");
+            refusals.push((bad, &user.token, "{}".into(), "application/json", 400));
+        }
+        for (url, token, body, content_type, status) in refusals {
+            let response = server
+                .http
+                .request(method.clone(), server.url(&url))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await;
+            let label = format!("{method} {url} (expecting {status})");
+            let response = match response {
+                Ok(response) => Resp::read(response).await,
+                Err(e) => {
+                    problems.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            let got = response.status;
+            if got.as_u16() != status {
+                problems.push(format!("{label}: {got} {}", response.text));
+            } else {
+                assert_error_shape(&response.headers, &response.body, &label);
+            }
+            if operation["responses"].get(got.as_str()).is_none() {
+                problems.push(format!("{label}: undocumented {got}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 // ---------------------------------------------------------------------------

@@ -405,7 +405,7 @@ async fn healthz_answers_ok() {
     let response = server
         .send(Method::GET, &server.url("/healthz"), None, None)
         .await;
-    assert_eq!(response.ok(200), &json!({"status": "ok"}));
+    assert_eq!(response.ok(200), json!({"status": "ok"}));
 }
 
 #[tokio::test]

@@ -1,18 +1,23 @@
 //! REST routes of the `users` and `graph` areas, through HTTP against a real
-//! server: every route's success and the errors it maps.
+//! server: every route's success and the errors it maps; and the HTTP
+//! contract every route shares (connections, JSON bodies, bearer tokens).
 
-mod support_rest;
+#![allow(clippy::unwrap_used)]
+
+mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use support_rest::{cursor, items, start, usernames};
+use support::{cursor, items, read_raw_response, usernames, TestServer, PASSWORD};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// A syntactically valid id that no user has.
 const NOBODY: &str = "4242";
 
 #[tokio::test]
 async fn profiles_for_anonymous_and_signed_in_viewers() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob] = server.users(["alice", "bob"]).await;
 
     let view = server
@@ -24,7 +29,10 @@ async fn profiles_for_anonymous_and_signed_in_viewers() {
     assert_eq!(view["visibility"], "public");
     assert_eq!(view["details"]["friends"], 0);
 
-    let by_name = server.get(&bob, "/users/by-username/ALICE").await.ok(200);
+    let by_name = server
+        .get("/users/by-username/ALICE", &bob.token)
+        .await
+        .ok(200);
     assert_eq!(by_name["user"]["id"], alice.id.as_str());
     server
         .get_anon("/users/by-username/nobody")
@@ -56,8 +64,8 @@ async fn profiles_for_anonymous_and_signed_in_viewers() {
     // Details follow the profile's visibility.
     server
         .patch(
-            &alice,
             "/me/profile",
+            &alice.token,
             json!({"visibility": "friends", "bio": "hi"}),
         )
         .await
@@ -69,13 +77,13 @@ async fn profiles_for_anonymous_and_signed_in_viewers() {
     assert_eq!(anon["visibility"], "friends");
     assert!(anon["details"].is_null());
     let own = server
-        .get(&alice, &format!("/users/{}", alice.id))
+        .get(&format!("/users/{}", alice.id), &alice.token)
         .await
         .ok(200);
     assert_eq!(own["details"]["bio"], "hi");
     server.befriend(&alice, &bob).await;
     let friend = server
-        .get(&bob, &format!("/users/{}", alice.id))
+        .get(&format!("/users/{}", alice.id), &bob.token)
         .await
         .ok(200);
     assert_eq!(friend["details"]["bio"], "hi");
@@ -102,28 +110,32 @@ async fn profiles_for_anonymous_and_signed_in_viewers() {
 
 #[tokio::test]
 async fn friend_requests_from_sending_to_unfriending() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob] = server.users(["alice", "bob"]).await;
     let to_bob = json!({"user_id": bob.id});
 
     // Input errors first.
     server
-        .call(Method::POST, "/friend-requests", None, Some(to_bob.clone()))
+        .call(Method::POST, "/friend-requests", None, Some(&to_bob))
         .await
         .err(401, "unauthenticated", None);
     server
-        .post(&alice, "/friend-requests", json!({"user_id": alice.id}))
+        .post(
+            "/friend-requests",
+            &alice.token,
+            json!({"user_id": alice.id}),
+        )
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .post(&alice, "/friend-requests", json!({"user_id": NOBODY}))
+        .post("/friend-requests", &alice.token, json!({"user_id": NOBODY}))
         .await
         .err(404, "not_found", None);
     server
         .raw(
-            &alice,
             Method::POST,
             "/friend-requests",
+            &alice.token,
             "{\"user_id\":",
             Some("application/json"),
         )
@@ -131,9 +143,9 @@ async fn friend_requests_from_sending_to_unfriending() {
         .err(400, "bad_request", None);
     server
         .raw(
-            &alice,
             Method::POST,
             "/friend-requests",
+            &alice.token,
             &to_bob.to_string(),
             None,
         )
@@ -141,86 +153,89 @@ async fn friend_requests_from_sending_to_unfriending() {
         .err(415, "unsupported_media_type", None);
     server
         .post(
-            &alice,
             "/friend-requests",
+            &alice.token,
             json!({"user_id": bob.id, "extra": 1}),
         )
         .await
         .err(400, "bad_request", None);
     server
-        .post(&alice, "/friend-requests", json!({"user_id": "bob"}))
+        .post("/friend-requests", &alice.token, json!({"user_id": "bob"}))
         .await
         .err(400, "bad_request", None);
 
     // Send, see it from both sides, refuse a duplicate.
     let sent = server
-        .post(&alice, "/friend-requests", to_bob.clone())
+        .post("/friend-requests", &alice.token, to_bob.clone())
         .await
         .ok(200);
     assert_eq!(sent["outcome"], "pending");
     assert_eq!(sent["request"]["from"], alice.id.as_str());
     assert_eq!(sent["request"]["to"], bob.id.as_str());
     server
-        .post(&alice, "/friend-requests", to_bob.clone())
+        .post("/friend-requests", &alice.token, to_bob.clone())
         .await
         .err(409, "conflict", None);
-    let incoming = server.get(&bob, "/friend-requests/incoming").await.ok(200);
+    let incoming = server
+        .get("/friend-requests/incoming", &bob.token)
+        .await
+        .ok(200);
     assert_eq!(usernames(&incoming), ["alice"]);
     assert_eq!(incoming["items"][0]["request"]["id"], sent["request"]["id"]);
     let outgoing = server
-        .get(&alice, "/friend-requests/outgoing")
+        .get("/friend-requests/outgoing", &alice.token)
         .await
         .ok(200);
     assert_eq!(usernames(&outgoing), ["bob"]);
     assert!(items(
         &server
-            .get(&alice, "/friend-requests/incoming")
+            .get("/friend-requests/incoming", &alice.token)
             .await
             .ok(200)
     )
     .is_empty());
     let rel = server
-        .get(&alice, &format!("/users/{}/relationship", bob.id))
+        .get(&format!("/users/{}/relationship", bob.id), &alice.token)
         .await
         .ok(200);
     assert_eq!(rel["request_sent"], true);
     assert_eq!(rel["friends"], false);
     let rel = server
-        .get(&bob, &format!("/users/{}/relationship", alice.id))
+        .get(&format!("/users/{}/relationship", alice.id), &bob.token)
         .await
         .ok(200);
     assert_eq!(rel["request_received"], true);
 
     // Cancel, then cancel again.
     let cancel = format!("/friend-requests/{}", bob.id);
-    assert!(server.delete(&alice, &cancel).await.ok(204).is_null());
+    assert!(server.delete(&cancel, &alice.token).await.ok(204).is_null());
     server
-        .delete(&alice, &cancel)
+        .delete(&cancel, &alice.token)
         .await
         .err(404, "not_found", None);
     server
-        .delete(&alice, &format!("/friend-requests/{}", alice.id))
+        .delete(&format!("/friend-requests/{}", alice.id), &alice.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .delete(&alice, "/friend-requests/abc")
+        .delete("/friend-requests/abc", &alice.token)
         .await
         .err(400, "bad_request", None);
 
     // Decline: the request disappears.
     server
-        .post(&alice, "/friend-requests", to_bob.clone())
+        .post("/friend-requests", &alice.token, to_bob.clone())
         .await
         .ok(200);
     let decline = format!("/friend-requests/{}/decline", alice.id);
-    server.post_empty(&bob, &decline).await.ok(204);
+    server.post_empty(&decline, &bob.token).await.ok(204);
     server
-        .post_empty(&bob, &decline)
+        .post_empty(&decline, &bob.token)
         .await
         .err(404, "not_found", None);
     assert!(items(
         &server
-            .get(&alice, "/friend-requests/outgoing")
+            .get("/friend-requests/outgoing", &alice.token)
             .await
             .ok(200)
     )
@@ -228,51 +243,51 @@ async fn friend_requests_from_sending_to_unfriending() {
 
     // Accept.
     server
-        .post(&alice, "/friend-requests", to_bob.clone())
+        .post("/friend-requests", &alice.token, to_bob.clone())
         .await
         .ok(200);
     let accept = format!("/friend-requests/{}/accept", alice.id);
     server
-        .post_empty(&bob, &format!("/friend-requests/{NOBODY}/accept"))
+        .post_empty(&format!("/friend-requests/{NOBODY}/accept"), &bob.token)
         .await
         .err(404, "not_found", None);
-    let friendship = server.post_empty(&bob, &accept).await.ok(200);
+    let friendship = server.post_empty(&accept, &bob.token).await.ok(200);
     assert_eq!(friendship["user"], bob.id.as_str());
     assert_eq!(friendship["friend"], alice.id.as_str());
     assert!(friendship["since"].is_string() || friendship["since"].is_number());
     server
-        .post_empty(&bob, &accept)
+        .post_empty(&accept, &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .post(&alice, "/friend-requests", to_bob.clone())
+        .post("/friend-requests", &alice.token, to_bob.clone())
         .await
         .err(409, "conflict", None);
     let friends = server
-        .get(&bob, &format!("/users/{}/friends", alice.id))
+        .get(&format!("/users/{}/friends", alice.id), &bob.token)
         .await
         .ok(200);
     assert_eq!(usernames(&friends), ["bob"]);
     let rel = server
-        .get(&alice, &format!("/users/{}/relationship", bob.id))
+        .get(&format!("/users/{}/relationship", bob.id), &alice.token)
         .await
         .ok(200);
     assert_eq!(rel["friends"], true);
 
     // Unfriend, then unfriend again.
     let unfriend = format!("/friends/{}", alice.id);
-    server.delete(&bob, &unfriend).await.ok(204);
+    server.delete(&unfriend, &bob.token).await.ok(204);
     server
-        .delete(&bob, &unfriend)
+        .delete(&unfriend, &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .delete(&bob, &format!("/friends/{}", bob.id))
+        .delete(&format!("/friends/{}", bob.id), &bob.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
     assert!(items(
         &server
-            .get(&bob, &format!("/users/{}/friends", alice.id))
+            .get(&format!("/users/{}/friends", alice.id), &bob.token)
             .await
             .ok(200)
     )
@@ -280,11 +295,11 @@ async fn friend_requests_from_sending_to_unfriending() {
 
     // Crossing requests become a friendship at once.
     server
-        .post(&bob, "/friend-requests", json!({"user_id": alice.id}))
+        .post("/friend-requests", &bob.token, json!({"user_id": alice.id}))
         .await
         .ok(200);
     let crossed = server
-        .post(&alice, "/friend-requests", to_bob)
+        .post("/friend-requests", &alice.token, to_bob)
         .await
         .ok(200);
     assert_eq!(crossed["outcome"], "accepted");
@@ -293,73 +308,73 @@ async fn friend_requests_from_sending_to_unfriending() {
 
 #[tokio::test]
 async fn relationship_errors() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice] = server.users(["alice"]).await;
     server
         .get_anon(&format!("/users/{}/relationship", alice.id))
         .await
         .err(401, "unauthenticated", None);
     server
-        .get(&alice, &format!("/users/{}/relationship", alice.id))
+        .get(&format!("/users/{}/relationship", alice.id), &alice.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .get(&alice, &format!("/users/{NOBODY}/relationship"))
+        .get(&format!("/users/{NOBODY}/relationship"), &alice.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&alice, "/users/1.5/relationship")
+        .get("/users/1.5/relationship", &alice.token)
         .await
         .err(400, "bad_request", None);
 }
 
 #[tokio::test]
 async fn follows_blocks_and_mutes() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
     let follow_bob = format!("/follows/{}", bob.id);
 
     // Follow (twice: idempotent), list, unfollow.
-    server.put(&alice, &follow_bob, None).await.ok(204);
-    server.put(&alice, &follow_bob, None).await.ok(204);
+    server.put(&follow_bob, &alice.token, None).await.ok(204);
+    server.put(&follow_bob, &alice.token, None).await.ok(204);
     let followers = server
-        .get(&carol, &format!("/users/{}/followers", bob.id))
+        .get(&format!("/users/{}/followers", bob.id), &carol.token)
         .await
         .ok(200);
     assert_eq!(usernames(&followers), ["alice"]);
     let following = server
-        .get(&carol, &format!("/users/{}/following", alice.id))
+        .get(&format!("/users/{}/following", alice.id), &carol.token)
         .await
         .ok(200);
     assert_eq!(usernames(&following), ["bob"]);
     let rel = server
-        .get(&bob, &format!("/users/{}/relationship", alice.id))
+        .get(&format!("/users/{}/relationship", alice.id), &bob.token)
         .await
         .ok(200);
     assert_eq!(rel["followed_by"], true);
-    server.delete(&alice, &follow_bob).await.ok(204);
-    server.delete(&alice, &follow_bob).await.ok(204);
+    server.delete(&follow_bob, &alice.token).await.ok(204);
+    server.delete(&follow_bob, &alice.token).await.ok(204);
     assert!(items(
         &server
-            .get(&carol, &format!("/users/{}/followers", bob.id))
+            .get(&format!("/users/{}/followers", bob.id), &carol.token)
             .await
             .ok(200)
     )
     .is_empty());
     server
-        .put(&alice, &format!("/follows/{}", alice.id), None)
+        .put(&format!("/follows/{}", alice.id), &alice.token, None)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .delete(&alice, &format!("/follows/{}", alice.id))
+        .delete(&format!("/follows/{}", alice.id), &alice.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .put(&alice, &format!("/follows/{NOBODY}"), None)
+        .put(&format!("/follows/{NOBODY}"), &alice.token, None)
         .await
         .err(404, "not_found", None);
     server
-        .put(&alice, "/follows/bob", None)
+        .put("/follows/bob", &alice.token, None)
         .await
         .err(400, "bad_request", None);
     server
@@ -368,115 +383,115 @@ async fn follows_blocks_and_mutes() {
         .err(401, "unauthenticated", None);
 
     // Blocking: lists, forbids the blocker, hides the blocker from the blocked.
-    server.put(&alice, &follow_bob, None).await.ok(204);
+    server.put(&follow_bob, &alice.token, None).await.ok(204);
     let block_bob = format!("/blocks/{}", bob.id);
-    server.put(&alice, &block_bob, None).await.ok(204);
-    server.put(&alice, &block_bob, None).await.ok(204);
-    let blocks = server.get(&alice, "/blocks").await.ok(200);
+    server.put(&block_bob, &alice.token, None).await.ok(204);
+    server.put(&block_bob, &alice.token, None).await.ok(204);
+    let blocks = server.get("/blocks", &alice.token).await.ok(200);
     assert_eq!(usernames(&blocks), ["bob"]);
-    assert!(items(&server.get(&bob, "/blocks").await.ok(200)).is_empty());
+    assert!(items(&server.get("/blocks", &bob.token).await.ok(200)).is_empty());
     // The block ended the follow.
     assert!(items(
         &server
-            .get(&carol, &format!("/users/{}/followers", bob.id))
+            .get(&format!("/users/{}/followers", bob.id), &carol.token)
             .await
             .ok(200)
     )
     .is_empty());
     server
-        .put(&alice, &follow_bob, None)
+        .put(&follow_bob, &alice.token, None)
         .await
         .err(403, "forbidden", None);
     server
-        .post(&alice, "/friend-requests", json!({"user_id": bob.id}))
+        .post("/friend-requests", &alice.token, json!({"user_id": bob.id}))
         .await
         .err(403, "forbidden", None);
     let rel = server
-        .get(&alice, &format!("/users/{}/relationship", bob.id))
+        .get(&format!("/users/{}/relationship", bob.id), &alice.token)
         .await
         .ok(200);
     assert_eq!(rel["blocking"], true);
     // To bob, alice does not exist.
     server
-        .put(&bob, &format!("/follows/{}", alice.id), None)
+        .put(&format!("/follows/{}", alice.id), &bob.token, None)
         .await
         .err(404, "not_found", None);
     server
-        .get(&bob, &format!("/users/{}", alice.id))
+        .get(&format!("/users/{}", alice.id), &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&bob, &format!("/users/{}/counts", alice.id))
+        .get(&format!("/users/{}/counts", alice.id), &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&bob, &format!("/users/{}/relationship", alice.id))
+        .get(&format!("/users/{}/relationship", alice.id), &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&bob, &format!("/users/{}/friends", alice.id))
+        .get(&format!("/users/{}/friends", alice.id), &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .post(&bob, "/friend-requests", json!({"user_id": alice.id}))
+        .post("/friend-requests", &bob.token, json!({"user_id": alice.id}))
         .await
         .err(404, "not_found", None);
     server
-        .put(&bob, &format!("/mutes/{}", alice.id), None)
+        .put(&format!("/mutes/{}", alice.id), &bob.token, None)
         .await
         .err(404, "not_found", None);
     // Block errors.
     server
-        .put(&alice, &format!("/blocks/{}", alice.id), None)
+        .put(&format!("/blocks/{}", alice.id), &alice.token, None)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .put(&alice, &format!("/blocks/{NOBODY}"), None)
+        .put(&format!("/blocks/{NOBODY}"), &alice.token, None)
         .await
         .err(404, "not_found", None);
     server
-        .delete(&alice, &format!("/blocks/{}", alice.id))
+        .delete(&format!("/blocks/{}", alice.id), &alice.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .delete(&alice, "/blocks/zz")
+        .delete("/blocks/zz", &alice.token)
         .await
         .err(400, "bad_request", None);
     // Unblock (twice: idempotent).
-    server.delete(&alice, &block_bob).await.ok(204);
-    server.delete(&alice, &block_bob).await.ok(204);
-    assert!(items(&server.get(&alice, "/blocks").await.ok(200)).is_empty());
+    server.delete(&block_bob, &alice.token).await.ok(204);
+    server.delete(&block_bob, &alice.token).await.ok(204);
+    assert!(items(&server.get("/blocks", &alice.token).await.ok(200)).is_empty());
     server
-        .get(&bob, &format!("/users/{}", alice.id))
+        .get(&format!("/users/{}", alice.id), &bob.token)
         .await
         .ok(200);
 
     // Muting.
     let mute_carol = format!("/mutes/{}", carol.id);
-    server.put(&alice, &mute_carol, None).await.ok(204);
-    server.put(&alice, &mute_carol, None).await.ok(204);
-    let mutes = server.get(&alice, "/mutes").await.ok(200);
+    server.put(&mute_carol, &alice.token, None).await.ok(204);
+    server.put(&mute_carol, &alice.token, None).await.ok(204);
+    let mutes = server.get("/mutes", &alice.token).await.ok(200);
     assert_eq!(usernames(&mutes), ["carol"]);
     let rel = server
-        .get(&alice, &format!("/users/{}/relationship", carol.id))
+        .get(&format!("/users/{}/relationship", carol.id), &alice.token)
         .await
         .ok(200);
     assert_eq!(rel["muting"], true);
     server
-        .put(&alice, &format!("/mutes/{}", alice.id), None)
+        .put(&format!("/mutes/{}", alice.id), &alice.token, None)
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .put(&alice, &format!("/mutes/{NOBODY}"), None)
+        .put(&format!("/mutes/{NOBODY}"), &alice.token, None)
         .await
         .err(404, "not_found", None);
-    server.delete(&alice, &mute_carol).await.ok(204);
-    server.delete(&alice, &mute_carol).await.ok(204);
+    server.delete(&mute_carol, &alice.token).await.ok(204);
+    server.delete(&mute_carol, &alice.token).await.ok(204);
     server
-        .delete(&alice, &format!("/mutes/{}", alice.id))
+        .delete(&format!("/mutes/{}", alice.id), &alice.token)
         .await
         .err(422, "invalid_input", Some("user_id"));
-    assert!(items(&server.get(&alice, "/mutes").await.ok(200)).is_empty());
+    assert!(items(&server.get("/mutes", &alice.token).await.ok(200)).is_empty());
     server
         .get_anon("/mutes")
         .await
@@ -485,45 +500,48 @@ async fn follows_blocks_and_mutes() {
 
 #[tokio::test]
 async fn lists_page_with_cursors_and_respect_visibility() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol, dave] = server.users(["alice", "bob", "carol", "dave"]).await;
     for fan in [&bob, &carol, &dave] {
         server
-            .put(fan, &format!("/follows/{}", alice.id), None)
+            .put(&format!("/follows/{}", alice.id), &fan.token, None)
             .await
             .ok(204);
         server
-            .post(fan, "/friend-requests", json!({"user_id": alice.id}))
+            .post("/friend-requests", &fan.token, json!({"user_id": alice.id}))
             .await
             .ok(200);
     }
 
     // Followers, newest first, two pages.
     let path = format!("/users/{}/followers", alice.id);
-    let first = server.get(&bob, &format!("{path}?limit=2")).await.ok(200);
+    let first = server
+        .get(&format!("{path}?limit=2"), &bob.token)
+        .await
+        .ok(200);
     assert_eq!(usernames(&first), ["dave", "carol"]);
     let next = cursor(&first).expect("a second page");
     let second = server
-        .get(&bob, &format!("{path}?limit=2&cursor={next}"))
+        .get(&format!("{path}?limit=2&cursor={next}"), &bob.token)
         .await
         .ok(200);
     assert_eq!(usernames(&second), ["bob"]);
     assert_eq!(cursor(&second), None);
     // Bad paging parameters.
     server
-        .get(&bob, &format!("{path}?limit=0"))
+        .get(&format!("{path}?limit=0"), &bob.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
-        .get(&bob, &format!("{path}?limit=101"))
+        .get(&format!("{path}?limit=101"), &bob.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
-        .get(&bob, &format!("{path}?cursor=nonsense"))
+        .get(&format!("{path}?cursor=nonsense"), &bob.token)
         .await
         .err(422, "invalid_input", Some("cursor"));
     server
-        .get(&bob, &format!("{path}?limit=many"))
+        .get(&format!("{path}?limit=many"), &bob.token)
         .await
         .err(400, "bad_request", None);
     server
@@ -531,21 +549,21 @@ async fn lists_page_with_cursors_and_respect_visibility() {
         .await
         .err(401, "unauthenticated", None);
     server
-        .get(&bob, &format!("/users/{NOBODY}/followers"))
+        .get(&format!("/users/{NOBODY}/followers"), &bob.token)
         .await
         .err(404, "not_found", None);
 
     // Incoming requests, newest first, two pages.
     let first = server
-        .get(&alice, "/friend-requests/incoming?limit=2")
+        .get("/friend-requests/incoming?limit=2", &alice.token)
         .await
         .ok(200);
     assert_eq!(usernames(&first), ["dave", "carol"]);
     let next = cursor(&first).expect("a second page");
     let second = server
         .get(
-            &alice,
             &format!("/friend-requests/incoming?limit=2&cursor={next}"),
+            &alice.token,
         )
         .await
         .ok(200);
@@ -553,11 +571,11 @@ async fn lists_page_with_cursors_and_respect_visibility() {
     assert_eq!(cursor(&second), None);
     // A cursor of another list is refused.
     server
-        .get(&alice, &format!("{path}?cursor={next}"))
+        .get(&format!("{path}?cursor={next}"), &alice.token)
         .await
         .err(422, "invalid_input", Some("cursor"));
     server
-        .get(&alice, "/friend-requests/outgoing?limit=0")
+        .get("/friend-requests/outgoing?limit=0", &alice.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
@@ -568,52 +586,52 @@ async fn lists_page_with_cursors_and_respect_visibility() {
     // Friends, by username, filtered by name, two pages.
     for fan in [&bob, &carol, &dave] {
         server
-            .post_empty(&alice, &format!("/friend-requests/{}/accept", fan.id))
+            .post_empty(&format!("/friend-requests/{}/accept", fan.id), &alice.token)
             .await
             .ok(200);
     }
     let friends = format!("/users/{}/friends", alice.id);
     let first = server
-        .get(&bob, &format!("{friends}?limit=2"))
+        .get(&format!("{friends}?limit=2"), &bob.token)
         .await
         .ok(200);
     assert_eq!(usernames(&first), ["bob", "carol"]);
     let next = cursor(&first).expect("a second page");
     let second = server
-        .get(&bob, &format!("{friends}?limit=2&cursor={next}"))
+        .get(&format!("{friends}?limit=2&cursor={next}"), &bob.token)
         .await
         .ok(200);
     assert_eq!(usernames(&second), ["dave"]);
     assert_eq!(cursor(&second), None);
     let named = server
-        .get(&bob, &format!("{friends}?name=AR"))
+        .get(&format!("{friends}?name=AR"), &bob.token)
         .await
         .ok(200);
     assert_eq!(usernames(&named), ["carol"]);
     let long = "x".repeat(51);
     server
-        .get(&bob, &format!("{friends}?name={long}"))
+        .get(&format!("{friends}?name={long}"), &bob.token)
         .await
         .err(422, "invalid_input", Some("name"));
 
     // Following, two pages.
     server
-        .put(&alice, &format!("/follows/{}", bob.id), None)
+        .put(&format!("/follows/{}", bob.id), &alice.token, None)
         .await
         .ok(204);
     server
-        .put(&alice, &format!("/follows/{}", carol.id), None)
+        .put(&format!("/follows/{}", carol.id), &alice.token, None)
         .await
         .ok(204);
     let following = format!("/users/{}/following", alice.id);
     let first = server
-        .get(&dave, &format!("{following}?limit=1"))
+        .get(&format!("{following}?limit=1"), &dave.token)
         .await
         .ok(200);
     assert_eq!(usernames(&first), ["carol"]);
     let next = cursor(&first).expect("a second page");
     let second = server
-        .get(&dave, &format!("{following}?limit=1&cursor={next}"))
+        .get(&format!("{following}?limit=1&cursor={next}"), &dave.token)
         .await
         .ok(200);
     assert_eq!(usernames(&second), ["bob"]);
@@ -622,36 +640,40 @@ async fn lists_page_with_cursors_and_respect_visibility() {
     // Blocks and mutes page too.
     for other in [&bob, &carol] {
         server
-            .put(&dave, &format!("/mutes/{}", other.id), None)
+            .put(&format!("/mutes/{}", other.id), &dave.token, None)
             .await
             .ok(204);
     }
-    let first = server.get(&dave, "/mutes?limit=1").await.ok(200);
+    let first = server.get("/mutes?limit=1", &dave.token).await.ok(200);
     assert_eq!(usernames(&first), ["carol"]);
     let next = cursor(&first).expect("a second page");
     let second = server
-        .get(&dave, &format!("/mutes?limit=1&cursor={next}"))
+        .get(&format!("/mutes?limit=1&cursor={next}"), &dave.token)
         .await
         .ok(200);
     assert_eq!(usernames(&second), ["bob"]);
     assert_eq!(cursor(&second), None);
     server
-        .get(&dave, "/blocks?cursor=zz")
+        .get("/blocks?cursor=zz", &dave.token)
         .await
         .err(422, "invalid_input", Some("cursor"));
 
     // A private profile hides its lists from others, not from its owner.
     server
-        .patch(&alice, "/me/profile", json!({"visibility": "private"}))
+        .patch(
+            "/me/profile",
+            &alice.token,
+            json!({"visibility": "private"}),
+        )
         .await
         .ok(200);
     for list in ["friends", "followers", "following"] {
         server
-            .get(&bob, &format!("/users/{}/{list}", alice.id))
+            .get(&format!("/users/{}/{list}", alice.id), &bob.token)
             .await
             .err(403, "forbidden", None);
         server
-            .get(&alice, &format!("/users/{}/{list}", alice.id))
+            .get(&format!("/users/{}/{list}", alice.id), &alice.token)
             .await
             .ok(200);
     }
@@ -659,7 +681,7 @@ async fn lists_page_with_cursors_and_respect_visibility() {
 
 #[tokio::test]
 async fn every_authenticated_route_refuses_a_missing_or_bad_token() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let u = "1";
     let c = "2";
     let m = "3";
@@ -714,6 +736,201 @@ async fn every_authenticated_route_refuses_a_missing_or_bad_token() {
             let reply = server.call(method.clone(), &path, token, None).await;
             assert_eq!(reply.status.as_u16(), 401, "{method} {path} with {token:?}");
             reply.err(401, "unauthenticated", None);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP contract every route shares.
+
+// Several threads, so that the client may reuse a connection before it sees
+// the server close it (a single thread runs the server's close first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    // Large enough that the server cannot have read it by chance.
+    let patch = json!({"bio": "x".repeat(40 * 1024)}).to_string();
+    let too_large = json!({"bio": "x".repeat(100 * 1024)}).to_string();
+    let json = "application/json";
+    let token = alice.token.as_str();
+    let refusals = [
+        ("/me/profile", "not-a-token", patch.as_str(), json, 401),
+        ("/conversations/x", token, patch.as_str(), json, 400),
+        ("/me/profile", token, patch.as_str(), "text/plain", 415),
+        ("/me/profile", token, too_large.as_str(), json, 413),
+    ];
+    // The harness's one client pools its keep-alive connections: each
+    // request after a refusal reuses the refused request's connection,
+    // unless the refusal said `Connection: close`.
+    for _ in 0..25 {
+        for (path, token, body, content_type, status) in refusals {
+            let refused = server
+                .raw(Method::PATCH, path, token, body, Some(content_type))
+                .await;
+            assert_eq!(refused.status.as_u16(), status, "{path}: {}", refused.text);
+            let me = server.get("/me", &alice.token).await;
+            assert_eq!(me.ok(200)["username"], "alice", "after the {status}");
+        }
+    }
+    // The same on one raw connection: a refusal without `Connection: close`
+    // leaves the connection open for the next request.
+    for (path, token, body, content_type, status) in refusals {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "PATCH /api/v1{path} HTTP/1.1\r\nhost: kith\r\nauthorization: Bearer {token}\r\n\
+             content-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // The server may answer and close before taking the whole body.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let refused = read_raw_response(&mut stream).await;
+        assert_eq!(refused.status, status, "{path}: {}", refused.body);
+        if refused.header("connection") == Some("close") {
+            continue;
+        }
+        let next = format!(
+            "GET /api/v1/me HTTP/1.1\r\nhost: kith\r\nauthorization: Bearer {}\r\n\r\n",
+            alice.token
+        );
+        stream.write_all(next.as_bytes()).await.unwrap();
+        let me = read_raw_response(&mut stream).await;
+        assert_eq!(
+            me.status, 200,
+            "after the {status} without `Connection: close`"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_bodies_must_be_objects() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    let group = server
+        .post(
+            "/conversations",
+            &alice.token,
+            json!({"title": "G", "members": []}),
+        )
+        .await
+        .ok(201);
+    let id = group["id"].as_str().unwrap();
+    let refused = [
+        ("/me/profile", Method::PATCH, json!(["Name"])),
+        (
+            "/auth/register",
+            Method::POST,
+            json!(["bob", "bob@example.com", PASSWORD]),
+        ),
+        ("/auth/login", Method::POST, json!(["alice", PASSWORD])),
+        (
+            &format!("/conversations/{id}/messages"),
+            Method::POST,
+            json!(["c1", "hello"]),
+        ),
+        (
+            &format!("/conversations/{id}/read"),
+            Method::POST,
+            json!([0]),
+        ),
+        ("/me/profile", Method::PATCH, json!("Name")),
+        ("/me/profile", Method::PATCH, json!(null)),
+    ];
+    for (path, method, body) in refused {
+        server
+            .call(method, path, Some(&alice.token), Some(&body))
+            .await
+            .err(400, "bad_request", None);
+    }
+    let me = server.get("/me", &alice.token).await.ok(200);
+    assert!(me["profile"]["display_name"].is_null(), "{me}");
+    server
+        .post("/auth/login", &alice.token, json!(["alice", PASSWORD]))
+        .await
+        .err(400, "bad_request", None);
+    server
+        .call(Method::GET, "/users/by-username/bob", None, None)
+        .await
+        .err(404, "not_found", None);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let server = TestServer::unlimited().await;
+    let alice = server.user("alice").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = server
+            .http
+            .get(server.api("/me"))
+            .header("authorization", format!("{scheme} {}", alice.token))
+            .send()
+            .await
+            .unwrap();
+        let me = support::Resp::read(response).await;
+        assert_eq!(me.ok(200)["username"], "alice", "{scheme}");
+    }
+    let response = server
+        .http
+        .get(server.api("/me"))
+        .header("authorization", format!("Basic {}", alice.token))
+        .send()
+        .await
+        .unwrap();
+    support::Resp::read(response)
+        .await
+        .err(401, "unauthenticated", None);
+}
+
+#[tokio::test]
+async fn a_cursor_is_refused_by_every_list_but_its_own() {
+    let server = TestServer::unlimited().await;
+    let [alice, bob, carol, dave] = server.users(["alice", "bob", "carol", "dave"]).await;
+    // Two items in each list, so that a page of one has a cursor.
+    for user in [&bob, &carol] {
+        let to = |list: &str, whom: &str| format!("/{list}/{whom}");
+        server
+            .put(&to("blocks", &user.id), &alice.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("mutes", &user.id), &alice.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("follows", &dave.id), &user.token, None)
+            .await
+            .ok(204);
+        server
+            .put(&to("follows", &user.id), &dave.token, None)
+            .await
+            .ok(204);
+    }
+    let lists = [
+        format!("/users/{}/followers", dave.id),
+        format!("/users/{}/following", dave.id),
+        "/blocks".to_owned(),
+        "/mutes".to_owned(),
+    ];
+    let mut cursors = Vec::new();
+    for list in &lists {
+        let first = server
+            .get(&format!("{list}?limit=1"), &alice.token)
+            .await
+            .ok(200);
+        assert_eq!(items(&first).len(), 1, "{list}: {first}");
+        cursors.push(cursor(&first).unwrap_or_else(|| panic!("{list}: {first}")));
+    }
+    for (list, own) in lists.iter().zip(&cursors) {
+        for (from, cursor) in lists.iter().zip(&cursors) {
+            let reply = server
+                .get(&format!("{list}?limit=1&cursor={cursor}"), &alice.token)
+                .await;
+            if cursor == own {
+                assert_eq!(items(&reply.ok(200)).len(), 1, "{list}");
+            } else {
+                assert_eq!(reply.status.as_u16(), 422, "{from}'s cursor on {list}");
+                reply.err(422, "invalid_input", Some("cursor"));
+            }
         }
     }
 }

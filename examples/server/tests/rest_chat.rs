@@ -1,22 +1,24 @@
 //! REST routes of the `chat` area, through HTTP against a real server: every
 //! route's success and the errors it maps.
 
-mod support_rest;
+#![allow(clippy::unwrap_used)]
+
+mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support_rest::{cursor, items, start, start_with, Server, TestUser};
+use support::{cursor, items, TestServer, User};
 
 /// A syntactically valid id that nothing has.
 const NOTHING: &str = "4242";
 
 /// Creates a group titled `title` by `admin` with `members`; returns its id.
-async fn group(server: &Server, admin: &TestUser, title: &str, members: &[&TestUser]) -> String {
+async fn group(server: &TestServer, admin: &User, title: &str, members: &[&User]) -> String {
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let created = server
         .post(
-            admin,
             "/conversations",
+            &admin.token,
             json!({"title": title, "members": ids}),
         )
         .await
@@ -29,16 +31,16 @@ async fn group(server: &Server, admin: &TestUser, title: &str, members: &[&TestU
 
 /// Sends `body` with `client_id` as `user` in `conversation`.
 async fn send(
-    server: &Server,
-    user: &TestUser,
+    server: &TestServer,
+    user: &User,
     conversation: &str,
     client_id: &str,
     body: &str,
 ) -> Value {
     server
         .post(
-            user,
             &format!("/conversations/{conversation}/messages"),
+            &user.token,
             json!({"client_id": client_id, "body": body}),
         )
         .await
@@ -55,17 +57,25 @@ fn seqs(page: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn direct_conversations_follow_the_friends_only_policy_and_blocks() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
 
     // This server limits direct messages to friends.
     server
-        .post(&alice, "/conversations/direct", json!({"user_id": bob.id}))
+        .post(
+            "/conversations/direct",
+            &alice.token,
+            json!({"user_id": bob.id}),
+        )
         .await
         .err(403, "forbidden", None);
     server.befriend(&alice, &bob).await;
     let direct = server
-        .post(&alice, "/conversations/direct", json!({"user_id": bob.id}))
+        .post(
+            "/conversations/direct",
+            &alice.token,
+            json!({"user_id": bob.id}),
+        )
         .await
         .ok(200);
     assert_eq!(direct["kind"], "direct");
@@ -73,32 +83,40 @@ async fn direct_conversations_follow_the_friends_only_policy_and_blocks() {
     let id = direct["id"].as_str().expect("an id").to_owned();
     // Found, not created again, from either side.
     let again = server
-        .post(&bob, "/conversations/direct", json!({"user_id": alice.id}))
+        .post(
+            "/conversations/direct",
+            &bob.token,
+            json!({"user_id": alice.id}),
+        )
         .await
         .ok(200);
     assert_eq!(again["id"], id.as_str());
 
     server
         .post(
-            &alice,
             "/conversations/direct",
+            &alice.token,
             json!({"user_id": alice.id}),
         )
         .await
         .err(422, "invalid_input", Some("user_id"));
     server
-        .post(&alice, "/conversations/direct", json!({"user_id": NOTHING}))
+        .post(
+            "/conversations/direct",
+            &alice.token,
+            json!({"user_id": NOTHING}),
+        )
         .await
         .err(404, "not_found", None);
     server
-        .post(&alice, "/conversations/direct", json!({}))
+        .post("/conversations/direct", &alice.token, json!({}))
         .await
         .err(400, "bad_request", None);
     server
         .raw(
-            &alice,
             Method::POST,
             "/conversations/direct",
+            &alice.token,
             &json!({"user_id": bob.id}).to_string(),
             Some("text/plain"),
         )
@@ -107,40 +125,40 @@ async fn direct_conversations_follow_the_friends_only_policy_and_blocks() {
 
     // Members only.
     let fetched = server
-        .get(&bob, &format!("/conversations/{id}"))
+        .get(&format!("/conversations/{id}"), &bob.token)
         .await
         .ok(200);
     assert_eq!(fetched, direct);
     server
-        .get(&carol, &format!("/conversations/{id}"))
+        .get(&format!("/conversations/{id}"), &carol.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&alice, &format!("/conversations/{NOTHING}"))
+        .get(&format!("/conversations/{NOTHING}"), &alice.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&alice, "/conversations/abc")
+        .get("/conversations/abc", &alice.token)
         .await
         .err(400, "bad_request", None);
 
     // Direct conversations have no title, no admins, no leaving.
     server
         .patch(
-            &alice,
             &format!("/conversations/{id}"),
+            &alice.token,
             json!({"title": "x"}),
         )
         .await
         .err(403, "forbidden", None);
     server
-        .post_empty(&alice, &format!("/conversations/{id}/leave"))
+        .post_empty(&format!("/conversations/{id}/leave"), &alice.token)
         .await
         .err(403, "forbidden", None);
     server
         .post(
-            &alice,
             &format!("/conversations/{id}/members"),
+            &alice.token,
             json!({"user_ids": [carol.id]}),
         )
         .await
@@ -149,29 +167,37 @@ async fn direct_conversations_follow_the_friends_only_policy_and_blocks() {
     // A block stops the conversation for both, each in their own way.
     send(&server, &bob, &id, "b1", "hello").await;
     server
-        .put(&alice, &format!("/blocks/{}", bob.id), None)
+        .put(&format!("/blocks/{}", bob.id), &alice.token, None)
         .await
         .ok(204);
     server
-        .post(&alice, "/conversations/direct", json!({"user_id": bob.id}))
+        .post(
+            "/conversations/direct",
+            &alice.token,
+            json!({"user_id": bob.id}),
+        )
         .await
         .err(403, "forbidden", None);
     server
-        .post(&bob, "/conversations/direct", json!({"user_id": alice.id}))
+        .post(
+            "/conversations/direct",
+            &bob.token,
+            json!({"user_id": alice.id}),
+        )
         .await
         .err(404, "not_found", None);
     server
         .post(
-            &alice,
             &format!("/conversations/{id}/messages"),
+            &alice.token,
             json!({"client_id": "a1", "body": "hi"}),
         )
         .await
         .err(403, "forbidden", None);
     server
         .post(
-            &bob,
             &format!("/conversations/{id}/messages"),
+            &bob.token,
             json!({"client_id": "b2", "body": "hi?"}),
         )
         .await
@@ -180,10 +206,14 @@ async fn direct_conversations_follow_the_friends_only_policy_and_blocks() {
 
 #[tokio::test]
 async fn open_direct_messages_need_no_friendship() {
-    let server = start_with(&["--no-rate-limits", "--open-direct-messages"]).await;
+    let server = TestServer::with_flags(&["--no-rate-limits", "--open-direct-messages"]).await;
     let [alice, bob] = server.users(["alice", "bob"]).await;
     let direct = server
-        .post(&alice, "/conversations/direct", json!({"user_id": bob.id}))
+        .post(
+            "/conversations/direct",
+            &alice.token,
+            json!({"user_id": bob.id}),
+        )
         .await
         .ok(200);
     assert_eq!(direct["kind"], "direct");
@@ -191,42 +221,42 @@ async fn open_direct_messages_need_no_friendship() {
 
 #[tokio::test]
 async fn groups_members_and_roles() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol, dave] = server.users(["alice", "bob", "carol", "dave"]).await;
 
     // Creating.
     server
         .post(
-            &alice,
             "/conversations",
+            &alice.token,
             json!({"title": "  ", "members": [bob.id]}),
         )
         .await
         .err(422, "invalid_input", Some("title"));
     server
         .post(
-            &alice,
             "/conversations",
+            &alice.token,
             json!({"title": "t", "members": [NOTHING]}),
         )
         .await
         .err(404, "not_found", None);
     server
-        .post(&alice, "/conversations", json!({"title": "t"}))
+        .post("/conversations", &alice.token, json!({"title": "t"}))
         .await
         .err(400, "bad_request", None);
     server
         .post(
-            &alice,
             "/conversations",
+            &alice.token,
             json!({"title": "t", "members": "bob"}),
         )
         .await
         .err(400, "bad_request", None);
     let created = server
         .post(
-            &alice,
             "/conversations",
+            &alice.token,
             json!({"title": "Team", "members": [bob.id, bob.id, alice.id]}),
         )
         .await
@@ -238,10 +268,13 @@ async fn groups_members_and_roles() {
     let conv = format!("/conversations/{id}");
 
     // Members, in one page.
-    let members = server.get(&bob, &format!("{conv}/members")).await.ok(200);
+    let members = server
+        .get(&format!("{conv}/members"), &bob.token)
+        .await
+        .ok(200);
     assert_eq!(items(&members).len(), 2);
     assert_eq!(cursor(&members), None);
-    let role_of = |page: &Value, user: &TestUser| -> String {
+    let role_of = |page: &Value, user: &User| -> String {
         items(page)
             .iter()
             .find(|m| m["user_id"] == user.id.as_str())
@@ -251,177 +284,188 @@ async fn groups_members_and_roles() {
     assert_eq!(role_of(&members, &alice), "admin");
     assert_eq!(role_of(&members, &bob), "member");
     server
-        .get(&carol, &format!("{conv}/members"))
+        .get(&format!("{conv}/members"), &carol.token)
         .await
         .err(404, "not_found", None);
 
     // Renaming is an admin's.
     server
-        .patch(&bob, &conv, json!({"title": "Mine"}))
+        .patch(&conv, &bob.token, json!({"title": "Mine"}))
         .await
         .err(403, "forbidden", None);
-    server.patch(&alice, &conv, json!({"title": ""})).await.err(
-        422,
-        "invalid_input",
-        Some("title"),
-    );
     server
-        .patch(&alice, &conv, json!({"name": "x"}))
+        .patch(&conv, &alice.token, json!({"title": ""}))
+        .await
+        .err(422, "invalid_input", Some("title"));
+    server
+        .patch(&conv, &alice.token, json!({"name": "x"}))
         .await
         .err(400, "bad_request", None);
     server
-        .patch(&carol, &conv, json!({"title": "Ours"}))
+        .patch(&conv, &carol.token, json!({"title": "Ours"}))
         .await
         .err(404, "not_found", None);
     let renamed = server
-        .patch(&alice, &conv, json!({"title": "Crew"}))
+        .patch(&conv, &alice.token, json!({"title": "Crew"}))
         .await
         .ok(200);
     assert_eq!(renamed["title"], "Crew");
-    assert_eq!(server.get(&bob, &conv).await.ok(200)["title"], "Crew");
+    assert_eq!(server.get(&conv, &bob.token).await.ok(200)["title"], "Crew");
 
     // Adding is an admin's; members already in are skipped.
     let add = format!("{conv}/members");
     server
-        .post(&bob, &add, json!({"user_ids": [carol.id]}))
+        .post(&add, &bob.token, json!({"user_ids": [carol.id]}))
         .await
         .err(403, "forbidden", None);
     server
-        .post(&alice, &add, json!({"user_ids": [NOTHING]}))
+        .post(&add, &alice.token, json!({"user_ids": [NOTHING]}))
         .await
         .err(404, "not_found", None);
     server
-        .post(&alice, &add, json!({"user_ids": [1.5]}))
+        .post(&add, &alice.token, json!({"user_ids": [1.5]}))
         .await
         .err(400, "bad_request", None);
     let added = server
-        .post(&alice, &add, json!({"user_ids": [carol.id, bob.id]}))
+        .post(&add, &alice.token, json!({"user_ids": [carol.id, bob.id]}))
         .await
         .ok(200);
     assert_eq!(items(&added).len(), 1);
     assert_eq!(added["items"][0]["user_id"], carol.id.as_str());
     assert_eq!(cursor(&added), None);
     let none = server
-        .post(&alice, &add, json!({"user_ids": [carol.id]}))
+        .post(&add, &alice.token, json!({"user_ids": [carol.id]}))
         .await
         .ok(200);
     assert!(items(&none).is_empty());
     // Someone who blocks the admin cannot be added; someone the admin blocks
     // neither, with a reason.
     server
-        .put(&dave, &format!("/blocks/{}", alice.id), None)
+        .put(&format!("/blocks/{}", alice.id), &dave.token, None)
         .await
         .ok(204);
     server
-        .post(&alice, &add, json!({"user_ids": [dave.id]}))
+        .post(&add, &alice.token, json!({"user_ids": [dave.id]}))
         .await
         .err(404, "not_found", None);
     server
-        .delete(&dave, &format!("/blocks/{}", alice.id))
+        .delete(&format!("/blocks/{}", alice.id), &dave.token)
         .await
         .ok(204);
     server
-        .put(&alice, &format!("/blocks/{}", dave.id), None)
+        .put(&format!("/blocks/{}", dave.id), &alice.token, None)
         .await
         .ok(204);
     server
-        .post(&alice, &add, json!({"user_ids": [dave.id]}))
+        .post(&add, &alice.token, json!({"user_ids": [dave.id]}))
         .await
         .err(403, "forbidden", None);
     server
         .post(
-            &alice,
             "/conversations",
+            &alice.token,
             json!({"title": "t", "members": [dave.id]}),
         )
         .await
         .err(403, "forbidden", None);
 
     // Roles.
-    let role = |user: &TestUser| format!("{conv}/members/{}/role", user.id);
+    let role = |user: &User| format!("{conv}/members/{}/role", user.id);
     server
-        .put(&bob, &role(&carol), Some(json!({"role": "admin"})))
+        .put(&role(&carol), &bob.token, Some(json!({"role": "admin"})))
         .await
         .err(403, "forbidden", None);
     server
-        .put(&alice, &role(&alice), Some(json!({"role": "member"})))
+        .put(&role(&alice), &alice.token, Some(json!({"role": "member"})))
         .await
         .err(422, "invalid_input", Some("role"));
     server
-        .put(&alice, &role(&bob), Some(json!({"role": "owner"})))
+        .put(&role(&bob), &alice.token, Some(json!({"role": "owner"})))
         .await
         .err(400, "bad_request", None);
     server
-        .put(&alice, &role(&dave), Some(json!({"role": "admin"})))
+        .put(&role(&dave), &alice.token, Some(json!({"role": "admin"})))
         .await
         .err(404, "not_found", None);
     server
         .put(
-            &alice,
             &format!("{conv}/members/x/role"),
+            &alice.token,
             Some(json!({"role": "admin"})),
         )
         .await
         .err(400, "bad_request", None);
     server
         .raw(
-            &alice,
             Method::PUT,
             &role(&bob),
+            &alice.token,
             r#"{"role":"admin"}"#,
             None,
         )
         .await
         .err(415, "unsupported_media_type", None);
     server
-        .put(&alice, &role(&bob), Some(json!({"role": "admin"})))
+        .put(&role(&bob), &alice.token, Some(json!({"role": "admin"})))
         .await
         .ok(204);
-    let members = server.get(&carol, &format!("{conv}/members")).await.ok(200);
+    let members = server
+        .get(&format!("{conv}/members"), &carol.token)
+        .await
+        .ok(200);
     assert_eq!(role_of(&members, &bob), "admin");
 
     // Removing is an admin's.
-    let remove = |user: &TestUser| format!("{conv}/members/{}", user.id);
+    let remove = |user: &User| format!("{conv}/members/{}", user.id);
     server
-        .delete(&carol, &remove(&bob))
+        .delete(&remove(&bob), &carol.token)
         .await
         .err(403, "forbidden", None);
     server
-        .delete(&bob, &remove(&dave))
+        .delete(&remove(&dave), &bob.token)
         .await
         .err(404, "not_found", None);
-    server.delete(&bob, &remove(&carol)).await.ok(204);
+    server.delete(&remove(&carol), &bob.token).await.ok(204);
     server
-        .delete(&bob, &remove(&carol))
+        .delete(&remove(&carol), &bob.token)
         .await
         .err(404, "not_found", None);
-    server.get(&carol, &conv).await.err(404, "not_found", None);
     server
-        .delete(&alice, &format!("{conv}/members/abc"))
+        .get(&conv, &carol.token)
+        .await
+        .err(404, "not_found", None);
+    server
+        .delete(&format!("{conv}/members/abc"), &alice.token)
         .await
         .err(400, "bad_request", None);
 
     // Leaving.
     server
-        .post_empty(&carol, &format!("{conv}/leave"))
+        .post_empty(&format!("{conv}/leave"), &carol.token)
         .await
         .err(404, "not_found", None);
     server
-        .post_empty(&alice, &format!("/conversations/{NOTHING}/leave"))
+        .post_empty(&format!("/conversations/{NOTHING}/leave"), &alice.token)
         .await
         .err(404, "not_found", None);
     server
-        .post_empty(&alice, &format!("{conv}/leave"))
+        .post_empty(&format!("{conv}/leave"), &alice.token)
         .await
         .ok(204);
-    server.get(&alice, &conv).await.err(404, "not_found", None);
-    let members = server.get(&bob, &format!("{conv}/members")).await.ok(200);
+    server
+        .get(&conv, &alice.token)
+        .await
+        .err(404, "not_found", None);
+    let members = server
+        .get(&format!("{conv}/members"), &bob.token)
+        .await
+        .ok(200);
     assert_eq!(items(&members).len(), 1);
 }
 
 #[tokio::test]
 async fn messages_send_edit_delete_and_react() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
     let id = group(&server, &alice, "Chat", &[&bob]).await;
     let other = group(&server, &alice, "Other", &[]).await;
@@ -437,8 +481,8 @@ async fn messages_send_edit_delete_and_react() {
     assert_eq!(retried, first);
     let reply = server
         .post(
-            &bob,
             &messages,
+            &bob.token,
             json!({"client_id": "b-1", "body": "hi", "reply_to": first["id"]}),
         )
         .await
@@ -449,49 +493,53 @@ async fn messages_send_edit_delete_and_react() {
     // Send errors.
     server
         .post(
-            &alice,
             &messages,
+            &alice.token,
             json!({"client_id": "m-2", "body": "   "}),
         )
         .await
         .err(422, "invalid_input", Some("body"));
     server
-        .post(&alice, &messages, json!({"client_id": "", "body": "x"}))
+        .post(
+            &messages,
+            &alice.token,
+            json!({"client_id": "", "body": "x"}),
+        )
         .await
         .err(422, "invalid_input", Some("client_id"));
     server
         .post(
-            &alice,
             &messages,
+            &alice.token,
             json!({"client_id": "m-2", "body": "x", "reply_to": NOTHING}),
         )
         .await
         .err(422, "invalid_input", Some("reply_to"));
     server
         .post(
-            &alice,
             &format!("/conversations/{other}/messages"),
+            &alice.token,
             json!({"client_id": "m-1", "body": "elsewhere"}),
         )
         .await
         .err(409, "conflict", None);
     server
         .post(
-            &carol,
             &messages,
+            &carol.token,
             json!({"client_id": "c-1", "body": "let me in"}),
         )
         .await
         .err(404, "not_found", None);
     server
-        .post(&alice, &messages, json!({"body": "no client id"}))
+        .post(&messages, &alice.token, json!({"body": "no client id"}))
         .await
         .err(400, "bad_request", None);
     server
         .raw(
-            &alice,
             Method::POST,
             &messages,
+            &alice.token,
             "not json",
             Some("application/json"),
         )
@@ -499,9 +547,9 @@ async fn messages_send_edit_delete_and_react() {
         .err(400, "bad_request", None);
     server
         .raw(
-            &alice,
             Method::POST,
             &messages,
+            &alice.token,
             r#"{"client_id":"m-3","body":"x"}"#,
             None,
         )
@@ -509,13 +557,13 @@ async fn messages_send_edit_delete_and_react() {
         .err(415, "unsupported_media_type", None);
     let huge = json!({"client_id": "m-4", "body": "x".repeat(70 * 1024)});
     server
-        .post(&alice, &messages, huge)
+        .post(&messages, &alice.token, huge)
         .await
         .err(413, "payload_too_large", None);
     server
         .post(
-            &alice,
             "/conversations/zero/messages",
+            &alice.token,
             json!({"client_id": "m-5", "body": "x"}),
         )
         .await
@@ -525,35 +573,39 @@ async fn messages_send_edit_delete_and_react() {
     let first_id = first["id"].as_str().expect("an id").to_owned();
     let one = format!("{messages}/{first_id}");
     server
-        .patch(&bob, &one, json!({"body": "mine now"}))
+        .patch(&one, &bob.token, json!({"body": "mine now"}))
         .await
         .err(403, "forbidden", None);
     server
-        .patch(&alice, &one, json!({"body": ""}))
+        .patch(&one, &alice.token, json!({"body": ""}))
         .await
         .err(422, "invalid_input", Some("body"));
     server
-        .patch(&alice, &one, json!({"text": "x"}))
+        .patch(&one, &alice.token, json!({"text": "x"}))
         .await
         .err(400, "bad_request", None);
     server
         .patch(
-            &alice,
             &format!("{messages}/{NOTHING}"),
+            &alice.token,
             json!({"body": "x"}),
         )
         .await
         .err(404, "not_found", None);
     server
-        .patch(&carol, &one, json!({"body": "x"}))
+        .patch(&one, &carol.token, json!({"body": "x"}))
         .await
         .err(404, "not_found", None);
     server
-        .patch(&alice, &format!("{messages}/first"), json!({"body": "x"}))
+        .patch(
+            &format!("{messages}/first"),
+            &alice.token,
+            json!({"body": "x"}),
+        )
         .await
         .err(400, "bad_request", None);
     let edited = server
-        .patch(&alice, &one, json!({"body": "hello, all"}))
+        .patch(&one, &alice.token, json!({"body": "hello, all"}))
         .await
         .ok(200);
     assert_eq!(edited["body"], "hello, all");
@@ -563,7 +615,7 @@ async fn messages_send_edit_delete_and_react() {
     // Reacting.
     let reaction = format!("{one}/reaction");
     let liked = server
-        .put(&bob, &reaction, Some(json!({"kind": "like"})))
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
         .await
         .ok(200);
     assert_eq!(
@@ -571,67 +623,70 @@ async fn messages_send_edit_delete_and_react() {
         json!([{"user_id": bob.id, "kind": "like"}])
     );
     let loved = server
-        .put(&bob, &reaction, Some(json!({"kind": "love"})))
+        .put(&reaction, &bob.token, Some(json!({"kind": "love"})))
         .await
         .ok(200);
     assert_eq!(loved["reactions"][0]["kind"], "love");
     server
-        .put(&bob, &reaction, Some(json!({"kind": "meh"})))
+        .put(&reaction, &bob.token, Some(json!({"kind": "meh"})))
         .await
         .err(400, "bad_request", None);
     server
-        .put(&carol, &reaction, Some(json!({"kind": "like"})))
+        .put(&reaction, &carol.token, Some(json!({"kind": "like"})))
         .await
         .err(404, "not_found", None);
     server
         .put(
-            &bob,
             &format!("{messages}/{NOTHING}/reaction"),
+            &bob.token,
             Some(json!({"kind": "like"})),
         )
         .await
         .err(404, "not_found", None);
-    let unliked = server.delete(&bob, &reaction).await.ok(200);
+    let unliked = server.delete(&reaction, &bob.token).await.ok(200);
     assert_eq!(unliked["reactions"], json!([]));
-    server.delete(&bob, &reaction).await.ok(200);
+    server.delete(&reaction, &bob.token).await.ok(200);
     server
-        .put(&bob, &reaction, Some(json!({"kind": "haha"})))
+        .put(&reaction, &bob.token, Some(json!({"kind": "haha"})))
         .await
         .ok(200);
 
     // Deleting leaves a tombstone.
-    server.delete(&bob, &one).await.err(403, "forbidden", None);
     server
-        .delete(&carol, &one)
+        .delete(&one, &bob.token)
+        .await
+        .err(403, "forbidden", None);
+    server
+        .delete(&one, &carol.token)
         .await
         .err(404, "not_found", None);
     server
-        .delete(&alice, &format!("{messages}/{NOTHING}"))
+        .delete(&format!("{messages}/{NOTHING}"), &alice.token)
         .await
         .err(404, "not_found", None);
-    let tombstone = server.delete(&alice, &one).await.ok(200);
+    let tombstone = server.delete(&one, &alice.token).await.ok(200);
     assert!(tombstone["body"].is_null());
     assert!(!tombstone["deleted_at"].is_null());
     assert_eq!(tombstone["reactions"], json!([]));
     assert_eq!(tombstone["seq"], 1);
-    let again = server.delete(&alice, &one).await.ok(200);
+    let again = server.delete(&one, &alice.token).await.ok(200);
     assert_eq!(again["deleted_at"], tombstone["deleted_at"]);
     server
-        .patch(&alice, &one, json!({"body": "back"}))
+        .patch(&one, &alice.token, json!({"body": "back"}))
         .await
         .err(404, "not_found", None);
     server
-        .put(&bob, &reaction, Some(json!({"kind": "like"})))
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
         .await
         .err(404, "not_found", None);
-    let history = server.get(&bob, &messages).await.ok(200);
+    let history = server.get(&messages, &bob.token).await.ok(200);
     assert_eq!(seqs(&history), [1, 2]);
     assert!(history["items"][0]["body"].is_null());
 }
 
 #[tokio::test]
 async fn history_pages_backwards_and_forwards() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob] = server.users(["alice", "bob"]).await;
     let id = group(&server, &alice, "History", &[]).await;
     let messages = format!("/conversations/{id}/messages");
@@ -647,26 +702,26 @@ async fn history_pages_backwards_and_forwards() {
     }
 
     // Everything fits in the default page.
-    let all = server.get(&alice, &messages).await.ok(200);
+    let all = server.get(&messages, &alice.token).await.ok(200);
     assert_eq!(seqs(&all), [1, 2, 3, 4, 5]);
     assert_eq!(cursor(&all), None);
 
     // The latest, then backwards.
     let page = server
-        .get(&alice, &format!("{messages}?limit=2"))
+        .get(&format!("{messages}?limit=2"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [4, 5]);
     let before = cursor(&page).expect("older messages");
     assert_eq!(before, "4");
     let page = server
-        .get(&alice, &format!("{messages}?limit=2&before={before}"))
+        .get(&format!("{messages}?limit=2&before={before}"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [2, 3]);
     let before = cursor(&page).expect("older messages");
     let page = server
-        .get(&alice, &format!("{messages}?limit=2&before={before}"))
+        .get(&format!("{messages}?limit=2&before={before}"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [1]);
@@ -674,26 +729,26 @@ async fn history_pages_backwards_and_forwards() {
 
     // Forwards from the start.
     let page = server
-        .get(&alice, &format!("{messages}?limit=2&after=0"))
+        .get(&format!("{messages}?limit=2&after=0"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [1, 2]);
     let after = cursor(&page).expect("newer messages");
     assert_eq!(after, "2");
     let page = server
-        .get(&alice, &format!("{messages}?limit=2&after={after}"))
+        .get(&format!("{messages}?limit=2&after={after}"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [3, 4]);
     let after = cursor(&page).expect("newer messages");
     let page = server
-        .get(&alice, &format!("{messages}?limit=2&after={after}"))
+        .get(&format!("{messages}?limit=2&after={after}"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [5]);
     assert_eq!(cursor(&page), None);
     let page = server
-        .get(&alice, &format!("{messages}?after=5"))
+        .get(&format!("{messages}?after=5"), &alice.token)
         .await
         .ok(200);
     assert!(items(&page).is_empty());
@@ -701,34 +756,34 @@ async fn history_pages_backwards_and_forwards() {
 
     // Errors.
     server
-        .get(&alice, &format!("{messages}?before=3&after=1"))
+        .get(&format!("{messages}?before=3&after=1"), &alice.token)
         .await
         .err(400, "bad_request", None);
     server
-        .get(&alice, &format!("{messages}?before=three"))
+        .get(&format!("{messages}?before=three"), &alice.token)
         .await
         .err(400, "bad_request", None);
     server
-        .get(&alice, &format!("{messages}?after=-1"))
+        .get(&format!("{messages}?after=-1"), &alice.token)
         .await
         .err(400, "bad_request", None);
     server
-        .get(&alice, &format!("{messages}?limit=0"))
+        .get(&format!("{messages}?limit=0"), &alice.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
-        .get(&bob, &messages)
+        .get(&messages, &bob.token)
         .await
         .err(404, "not_found", None);
     server
-        .get(&alice, "/conversations/x/messages")
+        .get("/conversations/x/messages", &alice.token)
         .await
         .err(400, "bad_request", None);
 }
 
 #[tokio::test]
 async fn read_state_unread_changes_and_the_conversation_list() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice, bob, carol] = server.users(["alice", "bob", "carol"]).await;
     let first = group(&server, &alice, "First", &[&bob]).await;
     let second = group(&server, &alice, "Second", &[&bob]).await;
@@ -738,54 +793,60 @@ async fn read_state_unread_changes_and_the_conversation_list() {
     send(&server, &alice, &second, "s1", "more news").await;
 
     // Unread counts.
-    let unread = server.get(&bob, "/unread").await.ok(200);
+    let unread = server.get("/unread", &bob.token).await.ok(200);
     assert_eq!(unread["total"], 4);
     assert_eq!(unread["conversations"].as_array().map(Vec::len), Some(2));
-    let none = server.get(&carol, "/unread").await.ok(200);
+    let none = server.get("/unread", &carol.token).await.ok(200);
     assert_eq!(none, json!({"total": 0, "conversations": []}));
 
     // Marking read.
     let read = format!("/conversations/{first}/read");
-    let state = server.post(&bob, &read, json!({"seq": 2})).await.ok(200);
+    let state = server
+        .post(&read, &bob.token, json!({"seq": 2}))
+        .await
+        .ok(200);
     assert_eq!(
         state,
         json!({"conversation_id": first, "last_read_seq": 2, "unread": 1})
     );
     // Read positions only move forward.
-    let state = server.post(&bob, &read, json!({"seq": 1})).await.ok(200);
+    let state = server
+        .post(&read, &bob.token, json!({"seq": 1}))
+        .await
+        .ok(200);
     assert_eq!(state["last_read_seq"], 2);
     server
-        .post(&bob, &read, json!({"seq": 99}))
+        .post(&read, &bob.token, json!({"seq": 99}))
         .await
         .err(422, "invalid_input", Some("seq"));
     server
-        .post(&bob, &read, json!({"seq": -1}))
+        .post(&read, &bob.token, json!({"seq": -1}))
         .await
         .err(400, "bad_request", None);
     server
-        .post(&bob, &read, json!({}))
+        .post(&read, &bob.token, json!({}))
         .await
         .err(400, "bad_request", None);
     server
-        .raw(&bob, Method::POST, &read, r#"{"seq":1}"#, None)
+        .raw(Method::POST, &read, &bob.token, r#"{"seq":1}"#, None)
         .await
         .err(415, "unsupported_media_type", None);
     server
-        .post(&carol, &read, json!({"seq": 1}))
+        .post(&read, &carol.token, json!({"seq": 1}))
         .await
         .err(404, "not_found", None);
-    assert_eq!(server.get(&bob, "/unread").await.ok(200)["total"], 2);
+    assert_eq!(server.get("/unread", &bob.token).await.ok(200)["total"], 2);
 
     // Changes since a version.
     let changes = format!("/conversations/{first}/changes");
     let version = server
-        .get(&bob, &format!("/conversations/{first}"))
+        .get(&format!("/conversations/{first}"), &bob.token)
         .await
         .ok(200)["version"]
         .as_u64()
         .expect("a version");
     let all = server
-        .get(&bob, &format!("{changes}?since=0"))
+        .get(&format!("{changes}?since=0"), &bob.token)
         .await
         .ok(200);
     assert_eq!(all["conversation_id"], first.as_str());
@@ -798,43 +859,46 @@ async fn read_state_unread_changes_and_the_conversation_list() {
         .filter_map(|c| c["change"].as_str())
         .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "message").count(), 3);
-    assert_eq!(server.get(&bob, &changes).await.ok(200), all);
+    assert_eq!(server.get(&changes, &bob.token).await.ok(200), all);
     let step = server
-        .get(&bob, &format!("{changes}?since=0&limit=1"))
+        .get(&format!("{changes}?since=0&limit=1"), &bob.token)
         .await
         .ok(200);
     assert_eq!(step["until"], 1);
     assert_eq!(step["more"], true);
     let rest = server
-        .get(&bob, &format!("{changes}?since=1&limit=500"))
+        .get(&format!("{changes}?since=1&limit=500"), &bob.token)
         .await
         .ok(200);
     assert_eq!(rest["until"], version);
     assert_eq!(rest["more"], false);
     let up_to_date = server
-        .get(&bob, &format!("{changes}?since={version}"))
+        .get(&format!("{changes}?since={version}"), &bob.token)
         .await
         .ok(200);
     assert_eq!(up_to_date["changes"], json!([]));
     server
-        .get(&bob, &format!("{changes}?since={}", version + 1))
+        .get(&format!("{changes}?since={}", version + 1), &bob.token)
         .await
         .err(422, "invalid_input", Some("since"));
     server
-        .get(&bob, &format!("{changes}?limit=0"))
+        .get(&format!("{changes}?limit=0"), &bob.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
-        .get(&bob, &format!("{changes}?since=abc"))
+        .get(&format!("{changes}?since=abc"), &bob.token)
         .await
         .err(400, "bad_request", None);
     server
-        .get(&carol, &changes)
+        .get(&changes, &carol.token)
         .await
         .err(404, "not_found", None);
 
     // The conversation list, most recently active first, with cursors.
-    let page = server.get(&bob, "/conversations?limit=1").await.ok(200);
+    let page = server
+        .get("/conversations?limit=1", &bob.token)
+        .await
+        .ok(200);
     assert_eq!(items(&page).len(), 1);
     let top = &page["items"][0];
     assert_eq!(top["conversation"]["id"], second.as_str());
@@ -842,24 +906,24 @@ async fn read_state_unread_changes_and_the_conversation_list() {
     assert_eq!(top["unread"], 1);
     let next = cursor(&page).expect("a second page");
     let page = server
-        .get(&bob, &format!("/conversations?limit=1&cursor={next}"))
+        .get(&format!("/conversations?limit=1&cursor={next}"), &bob.token)
         .await
         .ok(200);
     assert_eq!(items(&page).len(), 1);
     assert_eq!(page["items"][0]["conversation"]["id"], first.as_str());
     assert_eq!(page["items"][0]["last_read_seq"], 2);
     assert_eq!(cursor(&page), None);
-    assert!(items(&server.get(&carol, "/conversations").await.ok(200)).is_empty());
+    assert!(items(&server.get("/conversations", &carol.token).await.ok(200)).is_empty());
     server
-        .get(&bob, "/conversations?limit=0")
+        .get("/conversations?limit=0", &bob.token)
         .await
         .err(422, "invalid_input", Some("limit"));
     server
-        .get(&bob, "/conversations?cursor=abc")
+        .get("/conversations?cursor=abc", &bob.token)
         .await
         .err(422, "invalid_input", Some("cursor"));
     server
-        .get(&bob, "/conversations?limit=x")
+        .get("/conversations?limit=x", &bob.token)
         .await
         .err(400, "bad_request", None);
 }
@@ -867,7 +931,7 @@ async fn read_state_unread_changes_and_the_conversation_list() {
 #[tokio::test]
 async fn sending_too_fast_is_rate_limited() {
     // Rate limits on (the default): a burst of 20 messages.
-    let server = start_with(&[]).await;
+    let server = TestServer::with_flags(&[]).await;
     let alice = server.user("alice").await;
     let id = group(&server, &alice, "Alone", &[]).await;
     let path = format!("/conversations/{id}/messages");
@@ -875,8 +939,8 @@ async fn sending_too_fast_is_rate_limited() {
     for n in 0..40 {
         let reply = server
             .post(
-                &alice,
                 &path,
+                &alice.token,
                 json!({"client_id": format!("r{n}"), "body": "spam"}),
             )
             .await;
@@ -887,14 +951,14 @@ async fn sending_too_fast_is_rate_limited() {
         reply.ok(201);
     }
     let reply = limited.expect("the burst runs out");
-    let retry_after = reply.retry_after.clone().expect("a Retry-After header");
+    let retry_after = reply.retry_after().expect("a Retry-After header");
     assert!(retry_after.parse::<u64>().expect("seconds") >= 1);
     reply.err(429, "rate_limited", None);
 }
 
 #[tokio::test]
 async fn extreme_values_are_answered_cleanly() {
-    let server = start().await;
+    let server = TestServer::unlimited().await;
     let [alice] = server.users(["alice"]).await;
     let id = group(&server, &alice, "Edges", &[]).await;
     send(&server, &alice, &id, "e1", "one").await;
@@ -909,19 +973,19 @@ async fn extreme_values_are_answered_cleanly() {
     ] {
         let reply = if path.ends_with("reaction") {
             server
-                .put(&alice, &path, Some(json!({"kind": "like"})))
+                .put(&path, &alice.token, Some(json!({"kind": "like"})))
                 .await
         } else {
-            server.get(&alice, &path).await
+            server.get(&path, &alice.token).await
         };
         reply.err(404, "not_found", None);
     }
     server
-        .get(&alice, "/users/99999999999999999999")
+        .get("/users/99999999999999999999", &alice.token)
         .await
         .err(400, "bad_request", None);
     server
-        .get(&alice, "/conversations/99999999999999999999")
+        .get("/conversations/99999999999999999999", &alice.token)
         .await
         .err(400, "bad_request", None);
     server
@@ -935,39 +999,86 @@ async fn extreme_values_are_answered_cleanly() {
 
     // Seqs and versions beyond the conversation's.
     let page = server
-        .get(&alice, &format!("{messages}?after={max}"))
+        .get(&format!("{messages}?after={max}"), &alice.token)
         .await
         .ok(200);
     assert!(items(&page).is_empty());
     let page = server
-        .get(&alice, &format!("{messages}?before={max}"))
+        .get(&format!("{messages}?before={max}"), &alice.token)
         .await
         .ok(200);
     assert_eq!(seqs(&page), [1]);
     server
-        .get(&alice, &format!("{messages}?limit=4294967296"))
+        .get(&format!("{messages}?limit=4294967296"), &alice.token)
         .await
         .err(400, "bad_request", None);
     server
         .post(
-            &alice,
             &format!("/conversations/{id}/read"),
+            &alice.token,
             json!({"seq": max}),
         )
         .await
         .err(422, "invalid_input", Some("seq"));
     server
-        .get(&alice, &format!("/conversations/{id}/changes?since={max}"))
+        .get(
+            &format!("/conversations/{id}/changes?since={max}"),
+            &alice.token,
+        )
         .await
         .err(422, "invalid_input", Some("since"));
     server
-        .get(&alice, &format!("/conversations/{id}/changes?limit=501"))
+        .get(
+            &format!("/conversations/{id}/changes?limit=501"),
+            &alice.token,
+        )
         .await
         .err(422, "invalid_input", Some("limit"));
 
     // Routes that exist answer other methods with a JSON 405.
     server
-        .get(&alice, "/conversations/direct")
+        .get("/conversations/direct", &alice.token)
         .await
         .err(405, "method_not_allowed", None);
+}
+
+#[tokio::test]
+async fn repeated_reactions_and_deletes_answer_the_current_message() {
+    let server = TestServer::unlimited().await;
+    let [alice, bob] = server.users(["alice", "bob"]).await;
+    let id = group(&server, &alice, "Again", &[&bob]).await;
+    let sent = send(&server, &alice, &id, "a1", "hello").await;
+    let one = format!(
+        "/conversations/{id}/messages/{}",
+        sent["id"].as_str().unwrap()
+    );
+    let reaction = format!("{one}/reaction");
+
+    // Nothing to remove yet: the message as it is.
+    let none = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(none, sent);
+    // The same kind twice: the same message.
+    let liked = server
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
+        .await
+        .ok(200);
+    assert_eq!(
+        liked["reactions"],
+        json!([{"user_id": bob.id, "kind": "like"}])
+    );
+    let again = server
+        .put(&reaction, &bob.token, Some(json!({"kind": "like"})))
+        .await
+        .ok(200);
+    assert_eq!(again, liked);
+    // Removed, then removed again.
+    let unliked = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(unliked["reactions"], json!([]));
+    let still = server.delete(&reaction, &bob.token).await.ok(200);
+    assert_eq!(still, unliked);
+    // Deleted, then deleted again: the same tombstone.
+    let tombstone = server.delete(&one, &alice.token).await.ok(200);
+    assert!(tombstone["body"].is_null(), "{tombstone}");
+    let twice = server.delete(&one, &alice.token).await.ok(200);
+    assert_eq!(twice, tombstone);
 }

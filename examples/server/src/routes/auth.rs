@@ -41,9 +41,7 @@ fn throttle(state: &AppState, addr: SocketAddr) -> ApiResult<()> {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = NewAccount,
     responses(
         (status = 201, description = "The new account", body = Account),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "Username or email taken", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
         (status = 429, description = "Too many attempts from this address", body = ErrorBody),
     ))]
@@ -72,7 +70,6 @@ pub struct LoginInput {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
     responses(
         (status = 200, description = "A new session and its token", body = LoginSession),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
         (status = 429, description = "Too many attempts from this address", body = ErrorBody),
     ))]
@@ -95,7 +92,6 @@ async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "No valid token", body = ErrorBody),
     ))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
     state.kith.accounts().logout(&user.token).await?;
@@ -117,7 +113,6 @@ pub struct PasswordInput {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No valid token, or wrong current password", body = ErrorBody),
         (status = 422, description = "Invalid new password", body = ErrorBody),
     ))]
@@ -145,7 +140,6 @@ async fn change_password(
 #[utoipa::path(get, path = "/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "Sessions", body = Paged<Session>),
-        (status = 401, description = "No valid token", body = ErrorBody),
     ))]
 async fn sessions(
     State(state): State<AppState>,
@@ -158,12 +152,10 @@ async fn sessions(
 
 /// Revokes one of the signed-in user's sessions.
 #[utoipa::path(delete, path = "/auth/sessions/{session_id}", tag = "auth",
-    params(("session_id" = String, Path, description = "The session")),
+    params(("session_id" = SessionId, Path, description = "The session")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody),
     ))]
 async fn revoke_session(
@@ -183,7 +175,6 @@ async fn revoke_session(
 #[utoipa::path(get, path = "/me", tag = "me", security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = Account),
-        (status = 401, description = "No valid token", body = ErrorBody),
     ))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Account>> {
     Ok(Json(state.kith.accounts().me(user.id).await?))
@@ -224,8 +215,6 @@ async fn delete_me(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The account as it now is", body = Account),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     ))]
 async fn update_profile(

@@ -41,8 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of conversations", body = Paged<ConversationSummary>),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     ))]
 async fn conversations(
@@ -64,12 +62,8 @@ async fn conversations(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new group", body = Conversation),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The actor blocks a member", body = ErrorBody),
         (status = 404, description = "A member does not exist or blocks the actor", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid `title`, or too many `members`", body = ErrorBody),
     ))]
 async fn create_group(
@@ -95,13 +89,9 @@ pub struct DirectInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The conversation, found or created", body = Conversation),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The actor blocks the user, or they are not friends and \
                                        direct messages are limited to friends", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
 async fn open_direct(
@@ -120,12 +110,10 @@ async fn open_direct(
 
 /// A conversation the signed-in user is a member of.
 #[utoipa::path(get, path = "/conversations/{conversation_id}", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation")),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
     ))]
 async fn conversation(
@@ -146,17 +134,13 @@ pub struct RenameInput {
 
 /// Renames a group (an admin's action).
 #[utoipa::path(patch, path = "/conversations/{conversation_id}", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The group")),
+    params(("conversation_id" = ConversationId, Path, description = "The group")),
     request_body = RenameInput,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The group as it now is", body = Conversation),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin, or a direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid `title`", body = ErrorBody),
     ))]
 async fn rename(
@@ -172,12 +156,10 @@ async fn rename(
 
 /// The current members of a conversation, ordered by user id, in one page.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/members", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation")),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every member", body = Paged<Member>),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
     ))]
 async fn members(
@@ -200,18 +182,14 @@ pub struct AddMembersInput {
 
 /// Adds users to a group (an admin's action) and returns the members added.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/members", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The group")),
+    params(("conversation_id" = ConversationId, Path, description = "The group")),
     request_body = AddMembersInput,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The members added, in one page", body = Paged<Member>),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin, a direct conversation, or the actor blocks a user", body = ErrorBody),
         (status = 404, description = "No such conversation, the actor is not a member, or a user \
                                        does not exist or blocks the actor", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "The group would grow too large (`members`)", body = ErrorBody),
     ))]
 async fn add_members(
@@ -233,14 +211,12 @@ async fn add_members(
 /// leaving).
 #[utoipa::path(delete, path = "/conversations/{conversation_id}/members/{user_id}", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The group"),
-        ("user_id" = String, Path, description = "The member to remove"),
+        ("conversation_id" = ConversationId, Path, description = "The group"),
+        ("user_id" = UserId, Path, description = "The member to remove"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin, or a direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation, the actor is not a member, or the \
                                        user is not a member", body = ErrorBody),
@@ -265,20 +241,16 @@ pub struct RoleInput {
 /// Makes a member an admin or a plain member (an admin's action).
 #[utoipa::path(put, path = "/conversations/{conversation_id}/members/{user_id}/role", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The group"),
-        ("user_id" = String, Path, description = "The member"),
+        ("conversation_id" = ConversationId, Path, description = "The group"),
+        ("user_id" = UserId, Path, description = "The member"),
     ),
     request_body = RoleInput,
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The member has the role"),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin, or a direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation, the actor is not a member, or the \
                                        user is not a member", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "The group would be left without an admin (`role`)", body = ErrorBody),
     ))]
 async fn set_role(
@@ -298,12 +270,10 @@ async fn set_role(
 /// The signed-in user leaves a group; if they were its last admin, the
 /// member who joined earliest becomes admin.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/leave", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The group")),
+    params(("conversation_id" = ConversationId, Path, description = "The group")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Left"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
     ))]
@@ -325,6 +295,7 @@ pub struct HistoryQuery {
     /// Messages after this `seq`, going forward. Not with `before`.
     pub after: Option<u64>,
     /// Messages per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -344,12 +315,11 @@ pub struct MessagePage {
 /// latest messages without a bound, older ones with `before`, newer ones
 /// with `after`.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/messages", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation"), HistoryQuery),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation"), HistoryQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, description = "Malformed id or query, or both `before` and `after`", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
         (status = 422, description = "Invalid `limit`", body = ErrorBody),
     ))]
@@ -392,18 +362,14 @@ async fn history(
 /// Sends a message. Sending again with the same `client_id` returns the
 /// first message and changes nothing, so clients may retry safely.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/messages", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation")),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation")),
     request_body = NewMessage,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The message (the first one, for a retry)", body = Message),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "A direct conversation the actor may not message", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
         (status = 409, description = "`client_id` already used in another conversation", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid `client_id`, `body` or `reply_to`", body = ErrorBody),
         (status = 429, description = "Sending too fast", body = ErrorBody),
     ))]
@@ -433,20 +399,16 @@ pub struct EditInput {
 /// Edits a message the signed-in user sent.
 #[utoipa::path(patch, path = "/conversations/{conversation_id}/messages/{message_id}", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The conversation"),
-        ("message_id" = String, Path, description = "The message"),
+        ("conversation_id" = ConversationId, Path, description = "The conversation"),
+        ("message_id" = MessageId, Path, description = "The message"),
     ),
     request_body = EditInput,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message as it now is", body = Message),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Someone else's message", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid `body`", body = ErrorBody),
     ))]
 async fn edit(
@@ -468,14 +430,12 @@ async fn edit(
 /// tombstone with its `seq`. Deleting again changes nothing.
 #[utoipa::path(delete, path = "/conversations/{conversation_id}/messages/{message_id}", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The conversation"),
-        ("message_id" = String, Path, description = "The message"),
+        ("conversation_id" = ConversationId, Path, description = "The conversation"),
+        ("message_id" = MessageId, Path, description = "The message"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tombstone", body = Message),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Someone else's message", body = ErrorBody),
         (status = 404, description = "No such conversation or message, or the actor is not a member", body = ErrorBody),
     ))]
@@ -498,19 +458,15 @@ pub struct ReactionInput {
 /// Sets the signed-in user's reaction to a message, replacing any previous one.
 #[utoipa::path(put, path = "/conversations/{conversation_id}/messages/{message_id}/reaction", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The conversation"),
-        ("message_id" = String, Path, description = "The message"),
+        ("conversation_id" = ConversationId, Path, description = "The conversation"),
+        ("message_id" = MessageId, Path, description = "The message"),
     ),
     request_body = ReactionInput,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message with its reactions", body = Message),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
     ))]
 async fn react(
     State(state): State<AppState>,
@@ -530,14 +486,12 @@ async fn react(
 /// Removes the signed-in user's reaction to a message.
 #[utoipa::path(delete, path = "/conversations/{conversation_id}/messages/{message_id}/reaction", tag = "chat",
     params(
-        ("conversation_id" = String, Path, description = "The conversation"),
-        ("message_id" = String, Path, description = "The message"),
+        ("conversation_id" = ConversationId, Path, description = "The conversation"),
+        ("message_id" = MessageId, Path, description = "The message"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message with its reactions", body = Message),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
     ))]
@@ -562,16 +516,12 @@ pub struct ReadInput {
 /// Marks the conversation read up to `seq` for the signed-in user. Read
 /// positions only move forward; an older `seq` changes nothing.
 #[utoipa::path(post, path = "/conversations/{conversation_id}/read", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation")),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation")),
     request_body = ReadInput,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The read position now", body = ReadState),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "`seq` beyond the newest message", body = ErrorBody),
     ))]
 async fn mark_read(
@@ -593,6 +543,7 @@ pub struct ChangesQuery {
     /// the default, for everything.
     pub since: Option<u64>,
     /// How many versions to cover, 1 to 500 (default 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -600,12 +551,10 @@ pub struct ChangesQuery {
 /// and in their current state. Call again with `since` = `until` while
 /// `more` is true.
 #[utoipa::path(get, path = "/conversations/{conversation_id}/changes", tag = "chat",
-    params(("conversation_id" = String, Path, description = "The conversation"), ChangesQuery),
+    params(("conversation_id" = ConversationId, Path, description = "The conversation"), ChangesQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The changes", body = ChangeSet),
-        (status = 400, description = "Malformed id or query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such conversation, or the actor is not a member", body = ErrorBody),
         (status = 422, description = "`since` beyond the conversation's version, or invalid `limit`", body = ErrorBody),
     ))]
@@ -629,7 +578,6 @@ async fn changes(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Unread counts", body = UnreadCounts),
-        (status = 401, description = "No valid token", body = ErrorBody),
     ))]
 async fn unread(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<UnreadCounts>> {
     Ok(Json(state.kith.chat().unread(user.id).await?))

@@ -44,13 +44,9 @@ pub struct FriendRequestInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The request is pending, or they are now friends", body = FriendRequestOutcome),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The actor blocks the user", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 409, description = "Already friends, or a request is already pending", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
 async fn send_friend_request(
@@ -72,8 +68,6 @@ async fn send_friend_request(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of requests, with their senders", body = Paged<FriendRequestEntry>),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     ))]
 async fn incoming_requests(
@@ -95,8 +89,6 @@ async fn incoming_requests(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of requests, with their recipients", body = Paged<FriendRequestEntry>),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     ))]
 async fn outgoing_requests(
@@ -115,12 +107,10 @@ async fn outgoing_requests(
 
 /// Withdraws the signed-in user's pending request to a user.
 #[utoipa::path(delete, path = "/friend-requests/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user the request was sent to")),
+    params(("user_id" = UserId, Path, description = "The user the request was sent to")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Withdrawn"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such pending request", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -139,12 +129,10 @@ async fn cancel_friend_request(
 
 /// Accepts the pending request a user sent to the signed-in user.
 #[utoipa::path(post, path = "/friend-requests/{user_id}/accept", tag = "graph",
-    params(("user_id" = String, Path, description = "The user who sent the request")),
+    params(("user_id" = UserId, Path, description = "The user who sent the request")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "They are now friends", body = Friendship),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such pending request", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -165,12 +153,10 @@ async fn accept_friend_request(
 /// Declines the pending request a user sent to the signed-in user. The
 /// sender is not told.
 #[utoipa::path(post, path = "/friend-requests/{user_id}/decline", tag = "graph",
-    params(("user_id" = String, Path, description = "The user who sent the request")),
+    params(("user_id" = UserId, Path, description = "The user who sent the request")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Declined"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such pending request", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -189,12 +175,10 @@ async fn decline_friend_request(
 
 /// Ends the signed-in user's friendship with a user. Follows are not touched.
 #[utoipa::path(delete, path = "/friends/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The friend")),
+    params(("user_id" = UserId, Path, description = "The friend")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "No longer friends"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "They are not friends", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -209,12 +193,10 @@ async fn unfriend(
 
 /// The signed-in user follows a user. Following again changes nothing.
 #[utoipa::path(put, path = "/follows/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to follow")),
+    params(("user_id" = UserId, Path, description = "The user to follow")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Following"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The actor blocks the user", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
@@ -231,12 +213,10 @@ async fn follow(
 /// The signed-in user stops following a user. Unfollowing someone not
 /// followed changes nothing.
 #[utoipa::path(delete, path = "/follows/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to unfollow")),
+    params(("user_id" = UserId, Path, description = "The user to unfollow")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Not following"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
 async fn unfollow(
@@ -253,8 +233,6 @@ async fn unfollow(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of blocked users", body = Paged<Peer>),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     ))]
 async fn blocks(
@@ -270,12 +248,10 @@ async fn blocks(
 /// The signed-in user blocks a user: their friendship, pending requests and
 /// follows end. Blocking again changes nothing; the user is never told.
 #[utoipa::path(put, path = "/blocks/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to block")),
+    params(("user_id" = UserId, Path, description = "The user to block")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Blocked"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -290,12 +266,10 @@ async fn block(
 
 /// The signed-in user lifts a block. What the block ended stays ended.
 #[utoipa::path(delete, path = "/blocks/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to unblock")),
+    params(("user_id" = UserId, Path, description = "The user to unblock")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Not blocked"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
 async fn unblock(
@@ -312,8 +286,6 @@ async fn unblock(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of muted users", body = Paged<Peer>),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
     ))]
 async fn mutes(
@@ -327,12 +299,10 @@ async fn mutes(
 /// The signed-in user mutes a user, with no change to friendship or follows.
 /// Muting again changes nothing.
 #[utoipa::path(put, path = "/mutes/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to mute")),
+    params(("user_id" = UserId, Path, description = "The user to mute")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Muted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
@@ -347,12 +317,10 @@ async fn mute(
 
 /// The signed-in user unmutes a user.
 #[utoipa::path(delete, path = "/mutes/{user_id}", tag = "graph",
-    params(("user_id" = String, Path, description = "The user to unmute")),
+    params(("user_id" = UserId, Path, description = "The user to unmute")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Not muted"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]
 async fn unmute(

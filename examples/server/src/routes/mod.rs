@@ -1,6 +1,8 @@
 //! The REST API under `/api/v1`, one module per area. Every route is
 //! registered through `utoipa_axum`'s `OpenApiRouter`, so the router and the
-//! OpenAPI document cannot drift apart.
+//! OpenAPI document cannot drift apart. Handlers document their own answers;
+//! the refusals every operation shares (400, 401, 413, 415) are added in one
+//! place, [`crate::error::document_refusals`].
 
 use utoipa_axum::router::OpenApiRouter;
 

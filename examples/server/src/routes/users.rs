@@ -27,12 +27,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A user's profile as the viewer may see it: the card always, the details
 /// only where the profile's visibility allows. Anonymous viewers are allowed.
 #[utoipa::path(get, path = "/users/{user_id}", tag = "users",
-    params(("user_id" = String, Path, description = "The user")),
+    params(("user_id" = UserId, Path, description = "The user")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The profile", body = ProfileView),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Invalid token", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
     ))]
 async fn profile(
@@ -51,8 +49,6 @@ async fn profile(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The profile", body = ProfileView),
-        (status = 400, description = "Malformed path", body = ErrorBody),
-        (status = 401, description = "Invalid token", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
     ))]
 async fn profile_by_username(
@@ -78,18 +74,17 @@ pub struct FriendsQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
 /// The friends of a user, ordered by username (ignoring case), if the user's
 /// profile visibility lets the actor see them.
 #[utoipa::path(get, path = "/users/{user_id}/friends", tag = "users",
-    params(("user_id" = String, Path, description = "The user"), FriendsQuery),
+    params(("user_id" = UserId, Path, description = "The user"), FriendsQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of friends", body = Paged<Peer>),
-        (status = 400, description = "Malformed id or query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The user's visibility hides the list", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
         (status = 422, description = "Invalid `name`, `limit` or `cursor`", body = ErrorBody),
@@ -116,12 +111,10 @@ async fn friends(
 /// The followers of a user, newest first, if the user's profile visibility
 /// lets the actor see them.
 #[utoipa::path(get, path = "/users/{user_id}/followers", tag = "users",
-    params(("user_id" = String, Path, description = "The user"), PageQuery),
+    params(("user_id" = UserId, Path, description = "The user"), PageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of followers", body = Paged<Peer>),
-        (status = 400, description = "Malformed id or query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The user's visibility hides the list", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
@@ -144,12 +137,10 @@ async fn followers(
 /// The users a user follows, newest first, if the user's profile visibility
 /// lets the actor see them.
 #[utoipa::path(get, path = "/users/{user_id}/following", tag = "users",
-    params(("user_id" = String, Path, description = "The user"), PageQuery),
+    params(("user_id" = UserId, Path, description = "The user"), PageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of followed users", body = Paged<Peer>),
-        (status = 400, description = "Malformed id or query", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The user's visibility hides the list", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
         (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
@@ -172,12 +163,10 @@ async fn following(
 /// Friend, follower and following counts of a user, public to everyone who
 /// may see the user. Anonymous viewers are allowed.
 #[utoipa::path(get, path = "/users/{user_id}/counts", tag = "users",
-    params(("user_id" = String, Path, description = "The user")),
+    params(("user_id" = UserId, Path, description = "The user")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The counts", body = GraphCounts),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "Invalid token", body = ErrorBody),
         (status = 404, description = "No such user, or one blocks the other", body = ErrorBody),
     ))]
 async fn counts(
@@ -190,12 +179,10 @@ async fn counts(
 
 /// Where the signed-in user stands with another user.
 #[utoipa::path(get, path = "/users/{user_id}/relationship", tag = "users",
-    params(("user_id" = String, Path, description = "The other user")),
+    params(("user_id" = UserId, Path, description = "The other user")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The relationship", body = Relationship),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
     ))]

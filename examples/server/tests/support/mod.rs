@@ -1,5 +1,5 @@
-//! The harness of the end-to-end, OpenAPI and operations tests (`e2e.rs`,
-//! `openapi.rs`, `ops.rs`): a real kith-server (`build` + `serve`) on a
+//! The one harness of the server's tests (`e2e.rs`, `openapi.rs`, `ops.rs`,
+//! `rest.rs`, `rest_chat.rs`): a real kith-server (`build` + `serve`) on a
 //! loopback port with a oneshot-driven shutdown, a JSON client (reqwest) and
 //! WebSocket clients (tokio-tungstenite). Every network wait has a timeout
 //! ([`WAIT`]), so a test that does not get what it expects fails instead of
@@ -78,22 +78,22 @@ pub struct Resp {
 }
 
 impl Resp {
-    /// Asserts a success status and returns the body.
+    /// Asserts the status and returns (a copy of) the body.
     #[track_caller]
-    pub fn ok(&self, status: u16) -> &Value {
+    pub fn ok(&self, status: u16) -> Value {
         assert_eq!(
             self.status.as_u16(),
             status,
             "unexpected status; body: {}",
             self.text
         );
-        &self.body
+        self.body.clone()
     }
 
     /// Asserts an error response with `status` in the API's shape
     /// `{"error":{"code","message"}}` with `code`; returns the error object.
     #[track_caller]
-    pub fn error(&self, status: u16, code: &str) -> &Value {
+    pub fn error(&self, status: u16, code: &str) -> Value {
         assert_eq!(
             self.status.as_u16(),
             status,
@@ -103,7 +103,25 @@ impl Resp {
         assert_error_shape(&self.headers, &self.body, &self.text);
         let error = &self.body["error"];
         assert_eq!(error["code"], code, "unexpected code; body: {}", self.text);
-        error
+        error.clone()
+    }
+
+    /// Like [`Resp::error`], and the error names the offending `field`
+    /// (or, for `None`, names none); returns the whole body.
+    #[track_caller]
+    pub fn err(&self, status: u16, code: &str, field: Option<&str>) -> Value {
+        let error = self.error(status, code);
+        match field {
+            Some(f) => assert_eq!(error["field"], f, "body: {}", self.text),
+            None => assert!(error.get("field").is_none(), "body: {}", self.text),
+        }
+        self.body.clone()
+    }
+
+    /// The `Retry-After` header, if any.
+    pub fn retry_after(&self) -> Option<String> {
+        let value = self.headers.get(reqwest::header::RETRY_AFTER)?;
+        Some(value.to_str().ok()?.to_owned())
     }
 }
 
@@ -168,6 +186,11 @@ impl TestServer {
     /// A server with [`Settings::for_tests`].
     pub async fn start() -> Self {
         Self::with(Settings::for_tests()).await
+    }
+
+    /// A server without rate limits (`--no-rate-limits`).
+    pub async fn unlimited() -> Self {
+        Self::with_flags(&["--no-rate-limits"]).await
     }
 
     /// A server with [`Settings::for_tests`] plus `flags`.
@@ -248,7 +271,8 @@ impl TestServer {
         Resp::read(response).await
     }
 
-    /// `method` on `/api/v1{path}`.
+    /// `method` on `/api/v1{path}`. No API request of these tests may end
+    /// in a server error.
     pub async fn call(
         &self,
         method: Method,
@@ -256,7 +280,14 @@ impl TestServer {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Resp {
-        self.send(method, &self.api(path), token, body).await
+        let response = self.send(method, &self.api(path), token, body).await;
+        assert!(
+            !response.status.is_server_error(),
+            "server error {}: {}",
+            response.status,
+            response.text
+        );
+        response
     }
 
     /// `GET /api/v1{path}`.
@@ -264,10 +295,59 @@ impl TestServer {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// `GET /api/v1{path}` without a token.
+    pub async fn get_anon(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None, None).await
+    }
+
     /// `POST /api/v1{path}` with a JSON body.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::POST, path, Some(token), Some(&body))
             .await
+    }
+
+    /// `POST /api/v1{path}` without a body.
+    pub async fn post_empty(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::POST, path, Some(token), None).await
+    }
+
+    /// `PATCH /api/v1{path}` with a JSON body.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(&body))
+            .await
+    }
+
+    /// `PUT /api/v1{path}`, with a JSON body when given.
+    pub async fn put(&self, path: &str, token: &str, body: Option<Value>) -> Resp {
+        self.call(Method::PUT, path, Some(token), body.as_ref())
+            .await
+    }
+
+    /// `DELETE /api/v1{path}`.
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// `method` on `/api/v1{path}` with a raw body and an optional content
+    /// type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &str,
+        content_type: Option<&str>,
+    ) -> Resp {
+        let mut request = self
+            .http
+            .request(method, self.api(path))
+            .bearer_auth(token)
+            .body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = within(path, request.send()).await.unwrap();
+        Resp::read(response).await
     }
 
     /// Registers `name`; returns the response.
@@ -299,6 +379,15 @@ impl TestServer {
             id,
             name: name.to_owned(),
             token: login["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Registers and logs in several users, concurrently.
+    pub async fn users<const N: usize>(&self, names: [&str; N]) -> [User; N] {
+        let all = futures::future::join_all(names.iter().map(|n| self.user(n))).await;
+        match all.try_into() {
+            Ok(users) => users,
+            Err(_) => unreachable!("one user per name"),
         }
     }
 
@@ -379,6 +468,43 @@ impl TestServer {
         ws.next_of("unread").await;
         ws
     }
+}
+
+/// The `items` of a page, asserting the `{"items", "next_cursor"}` shape.
+#[track_caller]
+pub fn items(page: &Value) -> &Vec<Value> {
+    let object = page.as_object().expect("a page is an object");
+    assert_eq!(
+        object.len(),
+        2,
+        "a page has exactly items and next_cursor: {page}"
+    );
+    assert!(
+        page["next_cursor"].is_null() || page["next_cursor"].is_string(),
+        "next_cursor is a string or null: {page}"
+    );
+    page["items"].as_array().expect("items is an array")
+}
+
+/// The `next_cursor` of a page.
+#[track_caller]
+pub fn cursor(page: &Value) -> Option<String> {
+    items(page);
+    page["next_cursor"].as_str().map(str::to_owned)
+}
+
+/// The usernames of a page of peers or friend request entries.
+#[track_caller]
+pub fn usernames(page: &Value) -> Vec<String> {
+    items(page)
+        .iter()
+        .map(|p| {
+            p["user"]["username"]
+                .as_str()
+                .expect("a username")
+                .to_owned()
+        })
+        .collect()
 }
 
 /// The value of the sample `name` (a whole line `name value`) in a
