@@ -411,15 +411,9 @@ impl Reader<'_> {
     /// says whether it changed anything, for its `done`. This is the one
     /// place that decides `changed`:
     /// - `edit`: always (every edit stores a new version);
-    /// - `delete`, `react`: whether the message's version is newer than the
-    ///   conversation's version read just before the call (core answers
-    ///   with the message as it is, changed or not);
-    /// - `read`: whether the read position moved past the one read just
-    ///   before the call;
+    /// - `delete`, `react`, `read`: what core says (`Updated::changed`,
+    ///   `ReadState::changed`);
     /// - `typing`: whether the indicator was relayed.
-    ///
-    /// A concurrent change to the same message (or read position) between
-    /// that first read and the call may make a no-op count as changed.
     async fn change(&mut self, frame: ClientFrame) -> kith_core::Result<bool> {
         let chat = self.shared.kith.chat();
         let user = self.user;
@@ -437,32 +431,24 @@ impl Reader<'_> {
                 conversation_id,
                 message_id,
                 ..
-            } => {
-                let before = chat.conversation(user, conversation_id).await?.version;
-                let message = chat.delete(user, conversation_id, message_id).await?;
-                Ok(message.version > before)
-            }
+            } => Ok(chat
+                .delete(user, conversation_id, message_id)
+                .await?
+                .changed),
             ClientFrame::React {
                 conversation_id,
                 message_id,
                 kind,
                 ..
-            } => {
-                let before = chat.conversation(user, conversation_id).await?.version;
-                let message = chat.react(user, conversation_id, message_id, kind).await?;
-                Ok(message.version > before)
-            }
+            } => Ok(chat
+                .react(user, conversation_id, message_id, kind)
+                .await?
+                .changed),
             ClientFrame::Read {
                 conversation_id,
                 seq,
                 ..
             } => {
-                let before = chat
-                    .members(user, conversation_id)
-                    .await?
-                    .iter()
-                    .find(|m| m.user_id == user)
-                    .map_or(0, |m| m.last_read_seq);
                 let state = chat.mark_read(user, conversation_id, seq).await?;
                 // The read is done; failing to count what is left unread
                 // does not undo it.
@@ -472,7 +458,7 @@ impl Reader<'_> {
                     }
                     Err(e) => tracing::error!(error = %e, "unread counts not sent"),
                 }
-                Ok(state.last_read_seq > before)
+                Ok(state.changed)
             }
             ClientFrame::Typing {
                 conversation_id, ..

@@ -6,7 +6,7 @@ use crate::error::{Denied, Entity, Error, Result};
 use crate::events::{Delivery, Event};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::page::{ActivityKey, Page, Paged};
-use crate::storage::SeqRange;
+use crate::storage::{SeqRange, Updated};
 use crate::validate;
 
 impl Chat<'_> {
@@ -64,7 +64,8 @@ impl Chat<'_> {
     }
 
     /// Deletes a message the actor sent, for everyone. The message stays as a
-    /// tombstone with its `seq`. Deleting it again changes nothing.
+    /// tombstone with its `seq`. Deleting it again changes nothing. Returns
+    /// the message as it is now and whether this call changed it.
     ///
     /// # Errors
     /// [`Error::NotFound`] if the actor is not a member or the message does
@@ -76,7 +77,7 @@ impl Chat<'_> {
         actor: UserId,
         id: ConversationId,
         message: MessageId,
-    ) -> Result<Message> {
+    ) -> Result<Updated> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
         self.may_change(&scene, actor).await?;
@@ -95,11 +96,13 @@ impl Chat<'_> {
                 scene.recipients(),
             ));
         }
-        Ok(updated.message)
+        Ok(updated)
     }
 
     /// Sets (`Some`) or removes (`None`) the actor's reaction to a message.
     /// A user has at most one reaction per message; setting another replaces it.
+    /// Returns the message as it is now and whether this call changed it
+    /// (setting the reaction one already has, or removing none, does not).
     ///
     /// # Errors
     /// [`Error::NotFound`] if the actor is not a member or the message does
@@ -111,7 +114,7 @@ impl Chat<'_> {
         id: ConversationId,
         message: MessageId,
         kind: Option<ReactionKind>,
-    ) -> Result<Message> {
+    ) -> Result<Updated> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
         self.may_change(&scene, actor).await?;
@@ -131,7 +134,7 @@ impl Chat<'_> {
                 scene.recipients(),
             ));
         }
-        Ok(updated.message)
+        Ok(updated)
     }
 
     /// Who is told that the actor is typing in a conversation: its other
@@ -232,6 +235,7 @@ impl Chat<'_> {
             conversation_id: id,
             last_read_seq: now,
             unread: last_seq.saturating_sub(now),
+            changed: now > scene.me.last_read_seq,
         })
     }
 

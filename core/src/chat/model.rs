@@ -215,6 +215,8 @@ pub struct ReadState {
     pub last_read_seq: u64,
     /// Messages after it.
     pub unread: u64,
+    /// Whether this call moved the read position (it only moves forward).
+    pub changed: bool,
 }
 
 /// Unread messages in one conversation.

@@ -434,14 +434,15 @@ pub async fn mark_read_moves_forward_only_and_tells_members(f: Fixture) {
     say_many(&f, alice.id, team.id, 3).await;
     let chat = f.kith.chat();
     let version = chat.conversation(bob.id, team.id).await.unwrap().version;
-    let read = |last_read_seq, unread| ReadState {
+    let read = |last_read_seq, unread, changed| ReadState {
         conversation_id: team.id,
         last_read_seq,
         unread,
+        changed,
     };
     assert_eq!(
         chat.mark_read(bob.id, team.id, 2).await.unwrap(),
-        read(2, 1)
+        read(2, 1, true)
     );
     let receipt = |last_read_seq| Event::ReadUpdated {
         conversation_id: team.id,
@@ -459,14 +460,14 @@ pub async fn mark_read_moves_forward_only_and_tells_members(f: Fixture) {
     for seq in [0, 1, 2] {
         assert_eq!(
             chat.mark_read(bob.id, team.id, seq).await.unwrap(),
-            read(2, 1)
+            read(2, 1, false)
         );
         f.assert_no_events();
     }
     assert_eq!(seen(&f, carol.id, team.id).await, before);
     assert_eq!(
         chat.mark_read(bob.id, team.id, 3).await.unwrap(),
-        read(3, 0)
+        read(3, 0, true)
     );
     f.assert_event(receipt(3), &everyone);
     let members = chat.members(carol.id, team.id).await.unwrap();
@@ -605,7 +606,11 @@ pub async fn a_tombstone_still_counts_as_a_message(f: Fixture) {
     let pair = direct(&f, alice.id, bob.id).await;
     let [_, two] = say_many(&f, alice.id, pair.id, 2).await.try_into().unwrap();
     let chat = f.kith.chat();
-    let tombstone = chat.delete(alice.id, pair.id, two.id).await.unwrap();
+    let tombstone = chat
+        .delete(alice.id, pair.id, two.id)
+        .await
+        .unwrap()
+        .message;
     f.take_events();
     let unread = chat.unread(bob.id).await.unwrap();
     assert_eq!(unread.total, 2);

@@ -12,7 +12,7 @@ use crate::testkit::Refusal::*;
 use crate::{
     Account, Change, ChangeSet, Chat, Clash, Clock, Conversation, ConversationId, Denied, Entity,
     Event, History, MemberRole, Message, MessageId, MessageReaction, NewMessage, ReactionKind,
-    UserId,
+    Updated, UserId,
 };
 
 /// The seqs of a history page and whether there is more.
@@ -299,7 +299,13 @@ pub async fn delete_leaves_a_tombstone_with_its_seq(f: Fixture) {
         version: 5,
         ..sent[1].clone()
     };
-    assert_eq!(deleted, tombstone);
+    assert_eq!(
+        deleted,
+        Updated {
+            message: tombstone.clone(),
+            changed: true
+        }
+    );
     let event = Event::MessageDeleted {
         message: tombstone.clone(),
     };
@@ -311,7 +317,11 @@ pub async fn delete_leaves_a_tombstone_with_its_seq(f: Fixture) {
     assert_eq!((conversation.last_seq, conversation.version), (3, 5));
     f.tick();
     let again = chat.delete(alice.id, team.id, sent[1].id).await;
-    assert_eq!(again.unwrap(), tombstone);
+    let unchanged = Updated {
+        message: tombstone,
+        changed: false,
+    };
+    assert_eq!(again.unwrap(), unchanged);
     f.assert_no_events();
     assert_eq!(seen(&f, bob.id, team.id).await, before);
 }
@@ -360,7 +370,13 @@ pub async fn reactions_are_set_replaced_and_removed(f: Fixture) {
             version,
             ..news.clone()
         };
-        assert_eq!(reacted, now);
+        assert_eq!(
+            reacted,
+            Updated {
+                message: now.clone(),
+                changed: true
+            }
+        );
         let message = now.clone();
         let event = Event::ReactionChanged {
             message,
@@ -373,7 +389,11 @@ pub async fn reactions_are_set_replaced_and_removed(f: Fixture) {
     assert_eq!(before.messages, vec![now.clone()]);
     for (user, kind) in [(alice.id, Some(haha)), (bob.id, None)] {
         let unchanged = chat.react(user, team.id, news.id, kind).await;
-        assert_eq!(unchanged.unwrap(), now);
+        let same = Updated {
+            message: now.clone(),
+            changed: false,
+        };
+        assert_eq!(unchanged.unwrap(), same);
         f.assert_no_events();
     }
     assert_eq!(seen(&f, bob.id, team.id).await, before);

@@ -367,12 +367,14 @@ async fn apply_real(kith: &Kith, clock: &ManualClock, model: &Model, op: &Op) ->
         ),
         Op::Delete { a, c, m } => outcome(
             chat.delete(u(a), model.conv_id(c), model.message_id(c, m))
-                .await,
+                .await
+                .map(|u| u.message),
             Outcome::Message,
         ),
         Op::React { a, c, m, kind } => outcome(
             chat.react(u(a), model.conv_id(c), model.message_id(c, m), kind)
-                .await,
+                .await
+                .map(|u| u.message),
             Outcome::Message,
         ),
         Op::Read { a, c, seq } => outcome(
@@ -1371,6 +1373,7 @@ impl Model {
             conversation_id: conv.conversation.id,
             last_read_seq: me.last_read_seq,
             unread: last_seq - me.last_read_seq,
+            changed: me.last_read_seq > before,
         };
         if state.last_read_seq == before {
             return quiet(Outcome::Read(state));

@@ -807,7 +807,7 @@ async fn read_state_unread_changes_and_the_conversation_list() {
         .ok(200);
     assert_eq!(
         state,
-        json!({"conversation_id": first, "last_read_seq": 2, "unread": 1})
+        json!({"conversation_id": first, "last_read_seq": 2, "unread": 1, "changed": true})
     );
     // Read positions only move forward.
     let state = server
@@ -815,6 +815,7 @@ async fn read_state_unread_changes_and_the_conversation_list() {
         .await
         .ok(200);
     assert_eq!(state["last_read_seq"], 2);
+    assert_eq!(state["changed"], false);
     server
         .post(&read, &bob.token, json!({"seq": 99}))
         .await

@@ -406,7 +406,8 @@ pub struct EditInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message as it now is", body = Message),
-        (status = 403, description = "Someone else's message", body = ErrorBody),
+        (status = 403, description = "Someone else's message, or a block stands between the \
+                                       two members of this direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
         (status = 422, description = "Invalid `body`", body = ErrorBody),
@@ -436,7 +437,8 @@ async fn edit(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tombstone", body = Message),
-        (status = 403, description = "Someone else's message", body = ErrorBody),
+        (status = 403, description = "Someone else's message, or a block stands between the \
+                                       two members of this direct conversation", body = ErrorBody),
         (status = 404, description = "No such conversation or message, or the actor is not a member", body = ErrorBody),
     ))]
 async fn delete(
@@ -444,7 +446,8 @@ async fn delete(
     user: AuthUser,
     Path((id, message)): Path<(ConversationId, MessageId)>,
 ) -> ApiResult<Json<Message>> {
-    Ok(Json(state.kith.chat().delete(user.id, id, message).await?))
+    let deleted = state.kith.chat().delete(user.id, id, message).await?;
+    Ok(Json(deleted.message))
 }
 
 /// A reaction to set.
@@ -465,6 +468,8 @@ pub struct ReactionInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message with its reactions", body = Message),
+        (status = 403, description = "A block stands between the two members of this direct \
+                                       conversation", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
     ))]
@@ -474,13 +479,9 @@ async fn react(
     Path((id, message)): Path<(ConversationId, MessageId)>,
     Json(input): Json<ReactionInput>,
 ) -> ApiResult<Json<Message>> {
-    Ok(Json(
-        state
-            .kith
-            .chat()
-            .react(user.id, id, message, Some(input.kind))
-            .await?,
-    ))
+    let chat = state.kith.chat();
+    let reacted = chat.react(user.id, id, message, Some(input.kind)).await?;
+    Ok(Json(reacted.message))
 }
 
 /// Removes the signed-in user's reaction to a message.
@@ -492,6 +493,8 @@ async fn react(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The message with its reactions", body = Message),
+        (status = 403, description = "A block stands between the two members of this direct \
+                                       conversation", body = ErrorBody),
         (status = 404, description = "No such conversation or message, the actor is not a \
                                        member, or the message is deleted", body = ErrorBody),
     ))]
@@ -500,9 +503,8 @@ async fn unreact(
     user: AuthUser,
     Path((id, message)): Path<(ConversationId, MessageId)>,
 ) -> ApiResult<Json<Message>> {
-    Ok(Json(
-        state.kith.chat().react(user.id, id, message, None).await?,
-    ))
+    let unreacted = state.kith.chat().react(user.id, id, message, None).await?;
+    Ok(Json(unreacted.message))
 }
 
 /// How far the user has read.
