@@ -722,3 +722,29 @@ pub async fn friend_ids_are_exactly_the_friends(f: Fixture) {
     assert_eq!(friend_ids(&f, alice.id).await, []);
     assert_eq!(friend_ids(&f, bob.id).await, []);
 }
+
+/// Presence is told to friends only: not to followers, people with a pending request, former friends or anyone a block separates.
+pub async fn presence_is_told_to_friends_only(f: Fixture) {
+    let [alice, bob, carol, dave, erin] = f.users(["alice", "bob", "carol", "dave", "erin"]).await;
+    let audience = |user: UserId| {
+        let f = &f;
+        async move {
+            let mut users = f.kith.graph().presence_audience(user).await.unwrap();
+            users.sort();
+            users
+        }
+    };
+    assert_eq!(audience(alice.id).await, []);
+    f.befriend(alice.id, bob.id).await;
+    f.befriend(alice.id, carol.id).await;
+    request(&f, dave.id, alice.id).await;
+    f.follow(erin.id, alice.id).await;
+    let mut friends = vec![bob.id, carol.id];
+    friends.sort();
+    assert_eq!(audience(alice.id).await, friends);
+    f.kith.graph().unfriend(carol.id, alice.id).await.unwrap();
+    f.kith.graph().block(alice.id, bob.id).await.unwrap();
+    f.take_events();
+    assert_eq!(audience(alice.id).await, []);
+    assert_eq!(audience(bob.id).await, []);
+}

@@ -491,6 +491,7 @@ macro_rules! __conformance_cases {
                 unfriend_ends_the_friendship_and_tells_both,
                 unfriend_of_a_non_friend_is_not_found,
                 friend_ids_are_exactly_the_friends,
+                presence_is_told_to_friends_only,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,
