@@ -122,7 +122,7 @@
 //! one message at a time, each in a `SAVEPOINT`, so a failing message is
 //! rolled back alone and gets its own error.
 //!
-//! Transactions are sqlx [`Transaction`](sqlx::Transaction)s: one dropped
+//! Transactions are sqlx [`Transaction`] values: one dropped
 //! before it commits (its caller's future was cancelled) is rolled back
 //! before its connection is reused. `BEGIN` itself runs in a task of its
 //! own, because sqlx does not roll back a connection whose `BEGIN` was
@@ -138,6 +138,14 @@ mod accounts;
 mod chat;
 mod graph;
 mod rows;
+
+// The unit tests use the integration tests' server harness, which names
+// this crate `kith_postgres`.
+#[cfg(test)]
+extern crate self as kith_postgres;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 /// The sqlx connection options accepted by [`PgStore::connect_with`],
 /// re-exported so that callers do not need their own `sqlx` dependency.
@@ -217,7 +225,10 @@ impl PgStore {
     ///
     /// # Errors
     /// [`Error::Connect`] or [`Error::Migrate`], as [`Self::connect`].
-    pub async fn connect_with(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self, Error> {
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        pool: PgPoolOptions,
+    ) -> Result<Self, Error> {
         let pool = pool
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
@@ -311,7 +322,11 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<&str> {
 /// other. Taken before any row lock. The 64-bit key is split into the two
 /// 32-bit halves of `pg_advisory_xact_lock(int4, int4)`, whose key space is
 /// separate from the one-argument form's (which sqlx's migrator uses).
-pub(crate) async fn lock_pair(conn: &mut sqlx::PgConnection, a: i64, b: i64) -> kith_core::Result<()> {
+pub(crate) async fn lock_pair(
+    conn: &mut sqlx::PgConnection,
+    a: i64,
+    b: i64,
+) -> kith_core::Result<()> {
     let (hi, lo) = pair_key(a, b);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(hi)

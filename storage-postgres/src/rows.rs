@@ -53,7 +53,9 @@ pub(crate) fn sql_limit(limit: u32) -> i64 {
 
 /// Data in the database that does not decode: reported as a storage error.
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::storage(format!("corrupt {what} in the PostgreSQL database: {detail}"))
+    Error::storage(format!(
+        "corrupt {what} in the PostgreSQL database: {detail}"
+    ))
 }
 
 /// A date as bound (and cast to `DATE`): `YYYY-MM-DD`.

@@ -241,6 +241,5 @@ impl ChatStore for PgStore {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -272,8 +272,7 @@ async fn append_many(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let (pair_conversations, pair_users): (Vec<i64>, Vec<i64>) =
-        member_pairs.into_iter().unzip();
+    let (pair_conversations, pair_users): (Vec<i64>, Vec<i64>) = member_pairs.into_iter().unzip();
     let members: HashSet<(i64, i64)> = sqlx::query_as(SELECT_SENDERS)
         .bind(pair_conversations)
         .bind(pair_users)
