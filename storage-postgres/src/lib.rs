@@ -128,8 +128,6 @@
 //! own, because sqlx does not roll back a connection whose `BEGIN` was
 //! cancelled half-way.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::Transaction;
@@ -155,8 +153,6 @@ pub use sqlx::postgres::PgPoolOptions;
 
 /// How many connections [`PgStore::connect`] opens at most.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
-/// How long a call may wait for a connection before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The migrations of `migrations/`, embedded at compile time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -230,7 +226,6 @@ impl PgStore {
         pool: PgPoolOptions,
     ) -> Result<Self, Error> {
         let pool = pool
-            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|e| Error::Connect(e.into()))?;
