@@ -128,6 +128,21 @@
 //! own, because sqlx does not roll back a connection whose `BEGIN` was
 //! cancelled half-way.
 
+//!
+//! ## Testing
+//! `cargo test -p kith-postgres` needs PostgreSQL's server binaries
+//! (Debian/Ubuntu: `apt-get install postgresql`; found through
+//! `$KITH_PG_BINDIR`, `pg_config --bindir` or `/usr/lib/postgresql/*/bin`)
+//! and fails, saying so, without them. Each test binary starts one
+//! throwaway server of its own in a temporary directory (unix socket only,
+//! `fsync=off`; run as the `postgres` user when the tests run as root),
+//! migrates a template database once and gives every case a copy of it;
+//! the server and its directory go away when the test process exits. The
+//! harness is `tests/support/mod.rs`. `tests/conformance.rs` runs Kith's
+//! conformance suite, `tests/postgres.rs` the races between stores that
+//! only a multi-writer backend has, and the unit tests check the plans of
+//! the hot statements.
+
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::Transaction;

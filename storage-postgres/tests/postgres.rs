@@ -251,3 +251,42 @@ async fn a_follow_racing_account_deletion_never_outlives_it() {
         assert!(!store.links(b, a).await.unwrap().visible.following);
     }
 }
+
+/// A batch whose set-based insert fails (a message id already taken, which
+/// no pre-check foresees) is replayed one message at a time: the failing
+/// message gets its own error and takes no seq, the others are stored.
+#[tokio::test]
+async fn a_batch_with_a_failing_message_stores_the_others() {
+    let store = support::fresh_store().await;
+    let alice = user(&store, 1).await;
+    let id = group(&store, 100, &[alice]).await;
+    store
+        .append_message(&message(7, id, alice, "first"))
+        .await
+        .unwrap();
+    let batch = [
+        message(8, id, alice, "second"),
+        message(7, id, alice, "reuses id 7"),
+        message(9, id, alice, "third"),
+        message(10, id, alice, "second"),
+    ];
+    let outcomes = store.append_messages(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), 4);
+    let created = |i: usize| match &outcomes[i] {
+        Ok(Appended::Created(m)) => (m.id.get(), m.seq),
+        other => panic!("message {i}: {other:?}"),
+    };
+    assert_eq!(created(0), (8, 2));
+    assert!(
+        matches!(outcomes[1], Err(kith_core::Error::Storage(_))),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(created(2), (9, 3));
+    match &outcomes[3] {
+        Ok(Appended::Existing(m)) => assert_eq!((m.id.get(), m.seq), (8, 2)),
+        other => panic!("a repeated client id in the batch: {other:?}"),
+    }
+    let conversation = store.conversation(id).await.unwrap().unwrap();
+    assert_eq!((conversation.last_seq, conversation.version), (3, 3));
+}

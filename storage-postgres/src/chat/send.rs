@@ -215,6 +215,25 @@ struct Inserts {
     created_at: Vec<i64>,
 }
 
+/// Inside a transaction: locks the conversations of `records` in id order
+/// and returns their `(id, last_seq, version)`.
+async fn lock_conversations(
+    conn: &mut PgConnection,
+    records: &[NewMessageRecord],
+) -> Result<Vec<(i64, i64, i64)>> {
+    let mut conversations: Vec<i64> = records
+        .iter()
+        .map(|r| sql_id(r.conversation_id.get()))
+        .collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    sqlx::query_as(LOCK_COUNTERS)
+        .bind(conversations)
+        .fetch_all(conn)
+        .await
+        .map_err(db)
+}
+
 /// Inside a transaction: the appends of a batch, in order, with the outcome
 /// [`append_in`] would give each if they ran one after the other, in a
 /// fixed number of statements: the conversations are locked first (in id
@@ -232,17 +251,7 @@ async fn append_many(
     conn: &mut PgConnection,
     records: &[NewMessageRecord],
 ) -> Result<Vec<Result<Appended>>> {
-    let mut conversations: Vec<i64> = records
-        .iter()
-        .map(|r| sql_id(r.conversation_id.get()))
-        .collect();
-    conversations.sort_unstable();
-    conversations.dedup();
-    let locked: Vec<(i64, i64, i64)> = sqlx::query_as(LOCK_COUNTERS)
-        .bind(&conversations)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    let locked = lock_conversations(&mut *conn, records).await?;
     // conversation -> (last_seq, version, last_activity)
     let mut counters: HashMap<i64, (i64, i64, i64)> = locked
         .into_iter()
@@ -461,6 +470,10 @@ pub(super) async fn append_messages(
         Err(_) => tx.rollback().await.map_err(db)?,
     }
     let mut tx = store.begin().await?;
+    // The conversations in id order first, as the set-based path takes
+    // them, so that two batches never wait for each other's locks in a
+    // cycle.
+    lock_conversations(&mut tx, messages).await?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in messages {
         outcomes.push(append_savepoint(&mut tx, message).await?);
