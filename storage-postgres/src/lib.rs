@@ -144,7 +144,8 @@
 //! the hot statements.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, Postgres};
+use sqlx::postgres::{PgConnection, PgPool, Postgres};
+use sqlx::Connection;
 use sqlx::Transaction;
 
 mod accounts;
@@ -230,9 +231,8 @@ impl PgStore {
     }
 
     /// Connects with explicit sqlx connection and pool options (TLS, pool
-    /// size, timeouts...) and applies any pending migrations. The pool
-    /// connects lazily beyond its `min_connections`; the first connection is
-    /// opened here, to migrate.
+    /// size, timeouts...) and applies any pending migrations over a first
+    /// connection opened here; the pool then connects as it needs.
     ///
     /// # Errors
     /// [`Error::Connect`] or [`Error::Migrate`], as [`Self::connect`].
@@ -240,14 +240,19 @@ impl PgStore {
         options: PgConnectOptions,
         pool: PgPoolOptions,
     ) -> Result<Self, Error> {
-        let pool = pool
-            .connect_with(options)
+        // Migrate over one direct connection first: an unreachable server or
+        // a refused login is reported at once with its cause, where the pool
+        // would only say that it timed out waiting for a connection.
+        let mut first = PgConnection::connect_with(&options)
             .await
             .map_err(|e| Error::Connect(e.into()))?;
         MIGRATOR
-            .run(&pool)
+            .run(&mut first)
             .await
             .map_err(|e| Error::Migrate(e.into()))?;
+        // Closing it is a courtesy to the server; the schema is in place.
+        let _ = first.close().await;
+        let pool = pool.connect_lazy_with(options);
         Ok(Self { pool })
     }
 

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use kith_core::{Config, DirectMessages, Kith, SendRate};
+use kith_core::{Config, DirectMessages, Kith, SendRate, Storage};
+use kith_postgres::PgStore;
 use kith_sqlite::SqliteStore;
 use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -35,11 +36,14 @@ use crate::state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The database URL names a backend this server does not support.
-    #[error("unsupported database URL {0:?}: use a sqlite:// URL (PostgreSQL support is not available yet)")]
+    #[error("unsupported database URL {0:?}: use a sqlite:// or a postgres:// URL")]
     UnsupportedDatabase(String),
     /// The SQLite database could not be opened.
     #[error(transparent)]
     Sqlite(#[from] kith_sqlite::Error),
+    /// The PostgreSQL database could not be reached or migrated.
+    #[error(transparent)]
+    Postgres(#[from] kith_postgres::Error),
 }
 
 #[derive(OpenApi)]
@@ -81,11 +85,7 @@ pub struct App {
 /// # Errors
 /// [`StartError`] if the database cannot be opened.
 pub async fn build(settings: Settings) -> Result<App, StartError> {
-    let url = settings.database_url.as_str();
-    if !is_sqlite(url) {
-        return Err(StartError::UnsupportedDatabase(url.to_owned()));
-    }
-    let store = SqliteStore::open(url).await?;
+    let store = open_storage(&settings.database_url).await?;
     let metrics = Arc::new(Metrics::default());
     let ws_config = WsConfig::default();
     let hub = Arc::new(Hub::new(ws_config.hub));
@@ -99,7 +99,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         burst: settings.send_burst,
         per_second: settings.send_per_second,
     });
-    let kith = Kith::builder(Arc::new(store))
+    let kith = Kith::builder(store)
         .sink(Arc::new(CountingSink {
             hub: Arc::clone(&hub),
             metrics: Arc::clone(&metrics),
@@ -180,7 +180,21 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
 /// Whether `url` names a SQLite database: a `sqlite:` URL, or a plain path
 /// (`kith.db`, `/var/lib/kith/kith.db`, `:memory:`). Anything that looks like
 /// a URL of another scheme (`postgres://...`) is not.
-fn is_sqlite(url: &str) -> bool {
+/// Opens the backend the database URL names: PostgreSQL for `postgres://`
+/// and `postgresql://`, SQLite for `sqlite:` and plain paths.
+async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StartError> {
+    match scheme(url) {
+        None => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some(s) if s.eq_ignore_ascii_case("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => {
+            Ok(Arc::new(PgStore::connect(url).await?))
+        }
+        Some(_) => Err(StartError::UnsupportedDatabase(url.to_owned())),
+    }
+}
+
+/// The URL's scheme, if it has one.
+fn scheme(url: &str) -> Option<&str> {
     match url.split_once(':') {
         // A scheme is a letter then letters, digits, `+`, `-` or `.`; one
         // letter is a Windows drive (`C:\kith.db`), not a scheme.
@@ -191,9 +205,9 @@ fn is_sqlite(url: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
         {
-            scheme.eq_ignore_ascii_case("sqlite")
+            Some(scheme)
         }
-        _ => true,
+        _ => None,
     }
 }
 

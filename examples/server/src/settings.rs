@@ -22,7 +22,8 @@ pub struct Settings {
     #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Database URL: a SQLite file (`sqlite://kith.db`, created on first
-    /// start) or `sqlite::memory:`.
+    /// start), `sqlite::memory:`, or a PostgreSQL database
+    /// (`postgres://user:password@host/db`, migrated on start).
     #[arg(long, env = "KITH_DATABASE_URL", default_value = "sqlite://kith.db")]
     pub database_url: String,
     /// Origins allowed by CORS, comma-separated (`*` for any). None by default.
