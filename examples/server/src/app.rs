@@ -318,29 +318,29 @@ async fn json_errors(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_sqlite;
+    use super::scheme;
 
     #[test]
-    fn sqlite_urls_and_paths_are_accepted_other_schemes_are_not() {
-        for ok in [
-            "sqlite://kith.db",
-            "sqlite:///var/lib/kith/kith.db?mode=rwc",
-            "sqlite::memory:",
+    fn paths_have_no_scheme_urls_do() {
+        for path in [
             ":memory:",
             "kith.db",
             "/var/lib/kith/kith.db",
             "data/kith.sqlite3",
             r"C:\kith\kith.db",
         ] {
-            assert!(is_sqlite(ok), "{ok}");
+            assert_eq!(scheme(path), None, "{path}");
         }
-        for refused in [
-            "postgres://kith@localhost/kith",
-            "postgresql://localhost/kith.db",
-            "mysql://localhost/kith",
-            "file:kith.db",
+        for (url, expected) in [
+            ("sqlite://kith.db", "sqlite"),
+            ("sqlite:///var/lib/kith/kith.db?mode=rwc", "sqlite"),
+            ("sqlite::memory:", "sqlite"),
+            ("postgres://kith@localhost/kith", "postgres"),
+            ("postgresql://localhost/kith.db", "postgresql"),
+            ("mysql://localhost/kith", "mysql"),
+            ("file:kith.db", "file"),
         ] {
-            assert!(!is_sqlite(refused), "{refused}");
+            assert_eq!(scheme(url), Some(expected), "{url}");
         }
     }
 }
