@@ -138,7 +138,7 @@
 //! `fsync=off`; run as the `postgres` user when the tests run as root),
 //! migrates a template database once and gives every case a copy of it;
 //! the server and its directory go away when the test process exits. The
-//! harness is `tests/support/mod.rs`. `tests/conformance.rs` runs Kith's
+//! harness is the module `testing` (cargo feature `testing`). `tests/conformance.rs` runs Kith's
 //! conformance suite, `tests/postgres.rs` the races between stores that
 //! only a multi-writer backend has, and the unit tests check the plans of
 //! the hot statements.
@@ -153,13 +153,11 @@ mod chat;
 mod graph;
 mod rows;
 
-// The unit tests use the integration tests' server harness, which names
-// this crate `kith_postgres`.
-#[cfg(test)]
+// The test harness names this crate `kith_postgres`, as its users do.
+#[cfg(any(test, feature = "testing"))]
 extern crate self as kith_postgres;
-#[cfg(test)]
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The sqlx connection options accepted by [`PgStore::connect_with`],
 /// re-exported so that callers do not need their own `sqlx` dependency.

@@ -1,9 +1,9 @@
 //! Kith's conformance suite against `PgStore`: one `#[tokio::test]` per
 //! case, named `<area>::<case>`, each on a fresh database of the test
-//! binary's throwaway PostgreSQL server (see `support/mod.rs`), plus the
+//! binary's throwaway PostgreSQL server (see `kith_postgres::testing`), plus the
 //! model-based test.
 
-mod support;
+use kith_postgres::testing as support;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 // Test code: a failed expectation panics with its message.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kith_postgres::testing as support;
 
 use std::collections::HashSet;
 

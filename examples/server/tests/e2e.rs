@@ -1,6 +1,6 @@
 //! End to end, over a real server: two users register and log in, become
 //! friends, open a direct conversation, chat live over the WebSocket, check
-//! and clear their unread counts over REST, and log out.
+//! and clear their unread counts over REST, and log out; on each backend.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,9 +12,18 @@ use support::{Ended, TestServer};
 use tokio_tungstenite::tungstenite;
 
 #[tokio::test]
-async fn two_users_befriend_chat_live_read_and_log_out() {
-    let mut server = TestServer::start().await;
+async fn two_users_befriend_chat_live_read_and_log_out_on_sqlite() {
+    two_users_befriend_chat_live_read_and_log_out(TestServer::start().await).await;
+}
 
+#[tokio::test]
+async fn two_users_befriend_chat_live_read_and_log_out_on_postgres() {
+    let url = kith_postgres::testing::fresh_database_url().await;
+    let server = TestServer::with_flags(&["--database-url", &url]).await;
+    two_users_befriend_chat_live_read_and_log_out(server).await;
+}
+
+async fn two_users_befriend_chat_live_read_and_log_out(mut server: TestServer) {
     // Register and log in.
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;

@@ -73,7 +73,7 @@ async fn plan(store: &PgStore, sql: &str, args: Vec<Arg>) -> Vec<String> {
 /// sees fit.
 #[tokio::test]
 async fn hot_statements_use_indexes() {
-    let store = crate::support::fresh_store().await;
+    let store = crate::testing::fresh_store().await;
     for sql in POPULATE {
         sqlx::raw_sql(sql).execute(store.read()).await.unwrap();
     }

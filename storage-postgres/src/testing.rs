@@ -24,9 +24,9 @@
 //!   four connections, and the database is dropped (`WITH (FORCE)`) by a
 //!   background thread once the case's runtime shuts down.
 //!
-//! This file is also compiled into the crate's unit tests (`lib.rs` includes
-//! it), so it names the crate `kith_postgres` and uses only its public API
-//! and its dependencies.
+//! Behind the cargo feature `testing`, for the tests of this crate and of
+//! the crates that run Kith on PostgreSQL (kith-server's). It panics on
+//! any failure: it is test code.
 
 #![allow(dead_code)]
 
@@ -93,6 +93,27 @@ pub fn server() -> &'static Server {
 /// A store over a fresh, migrated, empty database of its own, dropped when
 /// the calling runtime shuts down.
 pub async fn fresh_store() -> PgStore {
+    let name = fresh_database().await;
+    PgStore::connect_with(
+        server().options(&name),
+        PgPoolOptions::new().max_connections(POOL_SIZE),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("opening database {name}: {e}"))
+}
+
+/// A fresh, migrated, empty database of its own as a `postgres://` URL
+/// (for a server started with `--database-url`), dropped when the calling
+/// runtime shuts down.
+pub async fn fresh_database_url() -> String {
+    let name = fresh_database().await;
+    let socket_dir = server().dir.to_string_lossy().into_owned();
+    format!("postgres://postgres@localhost:{PORT}/{name}?host={socket_dir}")
+}
+
+/// Creates a database from the template; returns its name. It is dropped
+/// when the calling runtime shuts down.
+async fn fresh_database() -> String {
     let server = server();
     let name = format!("case_{}", server.next.fetch_add(1, Ordering::Relaxed));
     let mut admin = server
@@ -105,20 +126,14 @@ pub async fn fresh_store() -> PgStore {
         .await
         .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
     admin.close().await.ok();
-    let store = PgStore::connect_with(
-        server.options(&name),
-        PgPoolOptions::new().max_connections(POOL_SIZE),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("opening database {name}: {e}"));
     // Drop the database when the runtime shuts down: this task never
     // finishes, so it is dropped then, and with it the guard.
-    let guard = DropDatabase(name);
+    let guard = DropDatabase(name.clone());
     tokio::spawn(async move {
         let _guard = guard;
         std::future::pending::<()>().await;
     });
-    store
+    name
 }
 
 /// Drops its database (through the dropper thread) when dropped.
