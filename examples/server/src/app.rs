@@ -84,9 +84,9 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         return Err(StartError::UnsupportedDatabase(url.to_owned()));
     }
     let store = SqliteStore::open(url).await?;
-    let metrics = Arc::new(Metrics::default());
     let ws_config = WsConfig::default();
     let hub = Arc::new(Hub::new(ws_config.hub));
+    let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
     let mut config = Config::default();
     config.direct_messages = if settings.open_direct_messages {
         DirectMessages::Anyone
