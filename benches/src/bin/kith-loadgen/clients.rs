@@ -40,7 +40,8 @@ pub async fn open_client(server: &Server, token: &str, source: Ipv4Addr) -> Resu
     }
 }
 
-/// Opens one connection per token, `concurrency` at a time.
+/// Opens one connection per token, `concurrency` at a time; returns them in
+/// the tokens' order.
 pub async fn connect_all(
     server: &Server,
     tokens: &[String],
@@ -48,16 +49,20 @@ pub async fn connect_all(
     spread: u8,
 ) -> Result<(Vec<Ws>, Duration), Failure> {
     let started = Instant::now();
-    let results: Vec<Result<Ws, Failure>> = futures::stream::iter(tokens.iter().enumerate())
-        .map(|(i, t)| open_client(server, t, source_ip(i, spread)))
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
+    let mut results: Vec<(usize, Result<Ws, Failure>)> =
+        futures::stream::iter(tokens.iter().enumerate())
+            .map(|(i, t)| async move { (i, open_client(server, t, source_ip(i, spread)).await) })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
     let elapsed = started.elapsed();
+    // In token order: socket `i` is client `i` (whose group says which
+    // messages it should receive).
+    results.sort_unstable_by_key(|(i, _)| *i);
     let mut sockets = Vec::with_capacity(results.len());
     let mut failures = 0usize;
     let mut first_error = None;
-    for r in results {
+    for (_, r) in results {
         match r {
             Ok(ws) => sockets.push(ws),
             Err(e) => {
@@ -93,10 +98,14 @@ fn parse_created(text: &str, prefix: &str) -> Option<(u32, u64)> {
         .next()?
         .parse()
         .ok()?;
+    Some((our_number(text, prefix)?, seq))
+}
+
+/// Our sequence number in a frame's `client_id` (`"client_id":"{prefix}N"`).
+fn our_number(text: &str, prefix: &str) -> Option<u32> {
     let key = format!("\"client_id\":\"{prefix}");
-    let ours_text = after(&key)?;
-    let ours: u32 = ours_text.split('"').next()?.parse().ok()?;
-    Some((ours, seq))
+    let at = text.find(&key)? + key.len();
+    text[at..].split('"').next()?.parse().ok()
 }
 
 /// Records the `message_created` frames of our `m` messages until `expect`
@@ -155,6 +164,12 @@ pub struct Published {
     pub acked: usize,
     /// Messages answered with an error.
     pub errors: usize,
+    /// When each message's `ack` reached the publisher.
+    pub ack_times: Vec<Option<Instant>>,
+    /// When each message's own `message_created` reached the publisher (a
+    /// member of every group): the frame the server writes right after the
+    /// `ack` on the same connection.
+    pub echo_times: Vec<Option<Instant>>,
 }
 
 /// Sends `args.messages` messages, round robin over the conversations, paced
@@ -175,6 +190,8 @@ pub async fn publish(
     let m = args.messages;
     let body: String = "x".repeat(args.body_bytes.max(1));
     let mut send_times = vec![None; m];
+    let mut ack_times = vec![None; m];
+    let mut echo_times = vec![None; m];
     let first_send = Instant::now();
     let stop_sending = TokioInstant::now() + Duration::from_secs(args.max_seconds);
     let (mut sent, mut acked, mut errors) = (0usize, 0usize, 0usize);
@@ -212,8 +229,16 @@ pub async fn publish(
             }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
+                    let now = Instant::now();
                     if t.starts_with("{\"type\":\"ack\"") {
                         acked += 1;
+                        if let Some(at) = our_number(&t, prefix).and_then(|n| ack_times.get_mut(n as usize)) {
+                            at.get_or_insert(now);
+                        }
+                    } else if let Some((n, _)) = parse_created(&t, prefix) {
+                        if let Some(at) = echo_times.get_mut(n as usize) {
+                            at.get_or_insert(now);
+                        }
                     } else if t.starts_with("{\"type\":\"error\"") {
                         errors += 1;
                         if errors_shown < 5 {
@@ -238,6 +263,8 @@ pub async fn publish(
             sent,
             acked,
             errors,
+            ack_times,
+            echo_times,
         },
     ))
 }

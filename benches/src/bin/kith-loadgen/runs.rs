@@ -101,6 +101,19 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     drop(sockets);
     drop(publisher);
     latencies.sort_unstable();
+    // The publisher's own frames: its `ack`, then its copy of the message.
+    let since_send = |times: &[Option<std::time::Instant>]| {
+        let mut micros: Vec<u64> = times
+            .iter()
+            .zip(&published.send_times)
+            .filter_map(|(at, sent)| Some(at.as_ref()?.saturating_duration_since(*sent.as_ref()?)))
+            .map(|d| d.as_micros() as u64)
+            .collect();
+        micros.sort_unstable();
+        micros
+    };
+    let acks = since_send(&published.ack_times);
+    let echoes = since_send(&published.echo_times);
     let elapsed = last
         .saturating_duration_since(published.first_send)
         .as_secs_f64();
@@ -129,6 +142,10 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
         "latency_p50_ms": percentile(&latencies, 50.0),
         "latency_p99_ms": percentile(&latencies, 99.0),
         "latency_max_ms": percentile(&latencies, 100.0),
+        "ack_latency_p50_ms": percentile(&acks, 50.0),
+        "ack_latency_p99_ms": percentile(&acks, 99.0),
+        "echo_latency_p50_ms": percentile(&echoes, 50.0),
+        "echo_latency_p99_ms": percentile(&echoes, 99.0),
         "lost": expected.saturating_sub(distinct),
         "duplicated": duplicated,
         "out_of_order": out_of_order,
