@@ -10,12 +10,11 @@
 //!   commit), a history page, unread counts, the conversation list.
 //! - `src/bin/ws-idle-memory.rs`: the server-side memory of idle
 //!   authenticated WebSocket connections.
-//! - `src/bin/kith-loadgen.rs`: the end-to-end load generator (real
-//!   WebSocket clients against `kith-server` and a bare broadcaster baseline).
-//! - `src/bin/kith-loadgen.rs`: the end-to-end load generator: drives the
+//! - `src/bin/kith-loadgen/`: the end-to-end load generator: drives the
 //!   `kith-server` binary and a bare tokio-tungstenite broadcaster with the
-//!   same WebSocket workload (fan-out throughput, latency, loss, ordering,
-//!   connect rate, memory per connection) and reports both and their ratio.
+//!   same WebSocket workload (fan-out throughput, latency under load and
+//!   under light traffic, loss, ordering, connect rate, memory per
+//!   connection) and reports both and their ratio.
 //!
 //! Figures and the exact commands are in `docs/BENCHMARKS.md`.
 

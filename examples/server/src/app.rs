@@ -86,9 +86,9 @@ pub struct App {
 /// [`StartError`] if the database cannot be opened.
 pub async fn build(settings: Settings) -> Result<App, StartError> {
     let store = open_storage(&settings.database_url).await?;
-    let metrics = Arc::new(Metrics::default());
     let ws_config = WsConfig::default();
     let hub = Arc::new(Hub::new(ws_config.hub));
+    let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
     let mut config = Config::default();
     config.direct_messages = if settings.open_direct_messages {
         DirectMessages::Anyone

@@ -11,10 +11,12 @@
 //! - [`state`]: what handlers reach. [`error`]: the one mapping of errors to
 //!   HTTP. [`extract`]: JSON-shaped extractor rejections and the bearer-token user.
 //! - [`routes`]: one module per area (`auth`, `users`, `graph`, `chat`, `ops`).
-//! - [`limits`]: the per-address limiter of login and registration.
+//! - [`limits`]: the per-address limiter of login and registration;
+//!   [`client_ip`]: the client's address, behind trusted proxies too.
 //! - [`metrics`]: `/metrics` and the request-tracking middleware.
 
 pub mod app;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -27,11 +29,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+
 pub use app::{build, App, StartError};
 pub use settings::Settings;
 
 /// Serves `app` on `listener` until `shutdown` completes; then stops
 /// accepting, closes WebSockets with 1001 and lets in-flight requests finish.
+/// Accepted connections get TCP_NODELAY (unless `--tcp-nodelay false`).
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -50,6 +55,14 @@ pub async fn serve(
         let left = closer.shutdown(grace).await;
         if left > 0 {
             tracing::warn!(left, "WebSockets still open at the end of the grace period");
+        }
+    });
+    // Small frames (a WebSocket event, a short JSON answer) are sent at
+    // once instead of waiting for the previous segment's ACK (Nagle).
+    let nodelay = app.state.settings.tcp_nodelay;
+    let listener = listener.tap_io(move |stream| {
+        if let Err(e) = stream.set_nodelay(nodelay) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
         }
     });
     axum::serve(

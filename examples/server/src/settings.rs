@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ipnet::IpNet;
+
+use crate::client_ip::ForwardedHeader;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,6 +82,47 @@ pub struct Settings {
         default_value_t = 5
     )]
     pub shutdown_grace_secs: u64,
+    /// A reverse proxy trusted to say whom it forwards for: an address or a
+    /// CIDR block (repeat the flag, or separate with commas in the variable).
+    /// For requests from one, the client's address (for the login and
+    /// registration limit) is the rightmost address in `--forwarded-header`
+    /// that is not a trusted proxy. None by default: the peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "KITH_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_net
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies append addresses to. Only this one is
+    /// read: a client can send the other with anything in it.
+    #[arg(
+        long,
+        env = "KITH_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+    /// Set TCP_NODELAY on accepted connections, so that small responses and
+    /// WebSocket frames are sent at once instead of waiting for Nagle's
+    /// algorithm. `false` is there to measure the difference.
+    #[arg(
+        long,
+        env = "KITH_TCP_NODELAY",
+        default_value_t = true,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub tcp_nodelay: bool,
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`).
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block"))
 }
 
 impl Settings {
@@ -131,6 +175,14 @@ mod tests {
             "--cors-origins",
             "http://a.example,http://b.example",
             "--no-rate-limits",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.7",
+            "--forwarded-header",
+            "forwarded",
+            "--tcp-nodelay",
+            "false",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.request_timeout_secs, 3);
@@ -138,10 +190,18 @@ mod tests {
         assert_eq!(s.cors_origins, ["http://a.example", "http://b.example"]);
         assert!(s.no_rate_limits);
         assert!(!s.open_direct_messages);
+        let proxies: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32"]);
+        assert_eq!(s.forwarded_header, ForwardedHeader::Forwarded);
+        assert!(!s.tcp_nodelay);
+        assert!(Settings::from_args(["kith-server", "--trusted-proxy", "nope"]).is_err());
         let t = Settings::for_tests();
         assert_eq!(t.listen.port(), 0);
         assert_eq!(t.database_url, "sqlite::memory:");
         assert_eq!(t.body_limit, 64 * 1024);
         assert!(!t.no_rate_limits);
+        assert!(t.trusted_proxies.is_empty());
+        assert_eq!(t.forwarded_header, ForwardedHeader::XForwardedFor);
+        assert!(t.tcp_nodelay);
     }
 }

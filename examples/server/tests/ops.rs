@@ -322,6 +322,104 @@ async fn login_and_registration_beyond_the_limit_are_429_with_retry_after() {
     assert_no_server_errors(&server).await;
 }
 
+/// A failed login (no such user) sent with `headers`: 401 while the
+/// address has attempts left, 429 after.
+async fn login_status(server: &TestServer, headers: &[(&str, &str)]) -> u16 {
+    let mut request = server
+        .http
+        .post(server.api("/auth/login"))
+        .json(&json!({"login": "nobody", "password": "wrong password"}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let status = within("a login", request.send()).await.unwrap().status();
+    assert!(matches!(status.as_u16(), 401 | 429), "{status}");
+    status.as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    // The test client plays the proxy, from 127.0.0.1.
+    let server =
+        TestServer::with_flags(&["--auth-per-minute", "2", "--trusted-proxy", "127.0.0.0/8"]).await;
+    let a = [("x-forwarded-for", "203.0.113.1")];
+    assert_eq!(login_status(&server, &a).await, 401);
+    assert_eq!(login_status(&server, &a).await, 401);
+    assert_eq!(login_status(&server, &a).await, 429);
+    // Another client behind the same proxy is not limited by the first.
+    let b = [("x-forwarded-for", "203.0.113.2")];
+    assert_eq!(login_status(&server, &b).await, 401);
+    // A forged leftmost hop does not escape the limit: the proxy appended
+    // the real address on the right.
+    for forged in ["198.51.100.1, 203.0.113.1", "198.51.100.2,203.0.113.1"] {
+        assert_eq!(
+            login_status(&server, &[("x-forwarded-for", forged)]).await,
+            429,
+            "{forged}"
+        );
+    }
+    // Trusted hops on the right are skipped: B, through a second proxy.
+    let chained = [("x-forwarded-for", "198.51.100.3, 203.0.113.2, 127.0.0.9")];
+    assert_eq!(login_status(&server, &chained).await, 401);
+    assert_eq!(login_status(&server, &chained).await, 429);
+    // The proxy's own requests (no header) are its own bucket.
+    assert_eq!(login_status(&server, &[]).await, 401);
+    // `Forwarded` is not the configured header: a client cannot use it.
+    let other_header = [
+        ("forwarded", "for=198.51.100.4"),
+        ("x-forwarded-for", "203.0.113.1"),
+    ];
+    assert_eq!(login_status(&server, &other_header).await, 429);
+    assert_no_server_errors(&server).await;
+}
+
+#[tokio::test]
+async fn the_forwarded_header_can_be_the_one_trusted_proxies_write() {
+    let server = TestServer::with_flags(&[
+        "--auth-per-minute",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--forwarded-header",
+        "forwarded",
+    ])
+    .await;
+    let a = [(
+        "forwarded",
+        r#"for=198.51.100.9, for="[2001:db8::1]:4711";proto=https"#,
+    )];
+    assert_eq!(login_status(&server, &a).await, 401);
+    assert_eq!(login_status(&server, &a).await, 429);
+    let b = [("forwarded", "for=203.0.113.5")];
+    assert_eq!(login_status(&server, &b).await, 401);
+    // X-Forwarded-For is now the header a client could forge: ignored.
+    let xff = [
+        ("forwarded", "for=203.0.113.5"),
+        ("x-forwarded-for", "203.0.113.77"),
+    ];
+    assert_eq!(login_status(&server, &xff).await, 429);
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    // A proxy is trusted, but not this peer (127.0.0.1).
+    let server =
+        TestServer::with_flags(&["--auth-per-minute", "2", "--trusted-proxy", "10.0.0.0/8"]).await;
+    for (i, client) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .into_iter()
+        .enumerate()
+    {
+        let expected = if i < 2 { 401 } else { 429 };
+        let headers = [("x-forwarded-for", client), ("forwarded", "for=192.0.2.1")];
+        assert_eq!(login_status(&server, &headers).await, expected, "{client}");
+    }
+    // Registration draws on the same bucket.
+    server
+        .try_register("alice")
+        .await
+        .error(429, "rate_limited");
+}
+
 #[tokio::test]
 async fn sending_beyond_the_burst_is_429_with_retry_after() {
     let server = TestServer::with_flags(&["--send-burst", "3", "--send-per-second", "1"]).await;
@@ -419,10 +517,17 @@ async fn metrics_count_requests_sockets_messages_and_frames() {
     let text = server.metrics().await;
     assert!(text.contains("# TYPE kith_http_requests_total counter"));
     assert!(
-        text.contains(r#"kith_http_requests_total{method="POST",status="201"}"#),
+        text.contains(
+            r#"kith_http_requests_total{method="POST",route="/api/v1/auth/register",status="201"}"#
+        ),
         "{text}"
     );
-    assert!(text.contains("kith_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(
+        text.contains(
+            r#"kith_http_request_duration_seconds_bucket{method="POST",route="/api/v1/auth/register",le="+Inf"}"#
+        ),
+        "{text}"
+    );
     assert!(text.contains("# TYPE kith_ws_connections gauge"));
     assert_eq!(sample(&text, "kith_ws_connections"), Some(0.0));
     assert_eq!(sample(&text, "kith_messages_sent_total"), Some(0.0));
@@ -466,6 +571,60 @@ async fn metrics_count_requests_sockets_messages_and_frames() {
     })
     .await;
     assert_no_server_errors(&server).await;
+}
+
+#[tokio::test]
+async fn request_metrics_are_labelled_by_route_template_not_raw_path() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    for id in [&alice.id, &bob.id] {
+        server
+            .get(&format!("/users/{id}"), &alice.token)
+            .await
+            .ok(200);
+    }
+    server
+        .get("/users/999999", &alice.token)
+        .await
+        .error(404, "not_found");
+    for path in ["/nope/1", "/nope/2", "/api/v1/users/1/nope"] {
+        server
+            .send(Method::GET, &server.url(path), None, None)
+            .await;
+    }
+    let text = server.metrics().await;
+    let line = |labels: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("kith_http_requests_total{{{labels}}} ")))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        line(r#"method="GET",route="/api/v1/users/{user_id}",status="200""#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        line(r#"method="GET",route="/api/v1/users/{user_id}",status="404""#),
+        Some(1.0),
+        "{text}"
+    );
+    // Paths that match no route share one series.
+    assert_eq!(
+        line(r#"method="GET",route="unmatched",status="404""#),
+        Some(3.0),
+        "{text}"
+    );
+    for raw in [alice.id.as_str(), bob.id.as_str(), "999999", "nope"] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("kith_http") && l.contains(&format!("/{raw}"))),
+            "a raw path in the labels: {raw}\n{text}"
+        );
+    }
+    assert!(text.contains(r#"route="/api/v1/auth/login""#), "{text}");
 }
 
 #[tokio::test]
@@ -569,6 +728,104 @@ async fn a_plain_get_on_the_websocket_endpoint_is_a_json_error() {
     assert!(response.status.is_client_error(), "{}", response.text);
     assert_error_shape(&response.headers, &response.body, &response.text);
     assert_no_server_errors(&server).await;
+}
+
+// ---------------------------------------------------------------------------
+// TCP_NODELAY on accepted connections.
+
+/// The server's end of the loopback connection whose client end is
+/// `client`, found among this process's sockets (the server runs in it):
+/// whether TCP_NODELAY is set on it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // getpeername and getsockopt on this process's descriptors
+fn server_side_nodelay(client: std::net::SocketAddr) -> Option<bool> {
+    use std::mem::{size_of, zeroed};
+    use std::net::{Ipv4Addr, SocketAddr};
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: an all-zero `sockaddr_storage` is valid; `getpeername`
+        // writes at most `len` bytes into it (a descriptor closed or reused
+        // meanwhile only gives an error or another peer).
+        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let rc =
+            unsafe { libc::getpeername(fd, (&raw mut storage).cast::<libc::sockaddr>(), &mut len) };
+        if rc != 0 || i32::from(storage.ss_family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: the family is AF_INET, so the storage holds a `sockaddr_in`.
+        let v4 = unsafe { *(&raw const storage).cast::<libc::sockaddr_in>() };
+        let peer = SocketAddr::from((
+            Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+            u16::from_be(v4.sin_port),
+        ));
+        if peer != client {
+            continue;
+        }
+        let mut value: libc::c_int = 0;
+        let mut size = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `size` are valid for writes of a `c_int`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw mut value).cast::<libc::c_void>(),
+                &mut size,
+            )
+        };
+        return (rc == 0).then_some(value != 0);
+    }
+    None
+}
+
+/// A REST request and a WebSocket on their own connections: the server's
+/// end of each, as it accepted it.
+#[cfg(target_os = "linux")]
+async fn nodelay_of_rest_and_websocket(server: &TestServer) -> (Option<bool>, Option<bool>) {
+    let user = server.user("alice").await;
+    let mut rest = TcpStream::connect(server.addr).await.unwrap();
+    rest.write_all(b"GET /healthz HTTP/1.1\r\nHost: kith\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_raw_response(&mut rest).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let rest_nodelay = server_side_nodelay(rest.local_addr().unwrap());
+
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let (ws, _) = within(
+        "the WebSocket handshake",
+        tokio_tungstenite::client_async(server.ws_url(&user.token), stream),
+    )
+    .await
+    .unwrap();
+    let ws_nodelay = server_side_nodelay(local);
+    drop(ws);
+    (rest_nodelay, ws_nodelay)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn accepted_connections_have_tcp_nodelay_rest_and_websocket() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        nodelay_of_rest_and_websocket(&server).await,
+        (Some(true), Some(true))
+    );
+    // The check sees the difference: switched off, neither has it.
+    let off = TestServer::with_flags(&["--tcp-nodelay", "false"]).await;
+    assert_eq!(
+        nodelay_of_rest_and_websocket(&off).await,
+        (Some(false), Some(false))
+    );
 }
 
 // ---------------------------------------------------------------------------

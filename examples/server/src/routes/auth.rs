@@ -1,9 +1,6 @@
 //! Registration, login and sessions, and the signed-in user's own account.
 
-use std::net::SocketAddr;
-use std::time::Instant;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use kith_core::{Account, LoginSession, NewAccount, Paged, ProfilePatch, Session, SessionId};
 use serde::Deserialize;
@@ -11,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AuthUser, Json, Path};
 use crate::routes::one_page;
@@ -30,10 +28,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Charges one login/registration attempt to the client's address.
-fn throttle(state: &AppState, addr: SocketAddr) -> ApiResult<()> {
+fn throttle(state: &AppState, ClientIp(ip): ClientIp) -> ApiResult<()> {
     state
         .auth_limiter
-        .check(addr.ip(), Instant::now())
+        .check(ip)
         .map_err(ApiError::TooManyRequests)
 }
 
@@ -47,10 +45,10 @@ fn throttle(state: &AppState, addr: SocketAddr) -> ApiResult<()> {
     ))]
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     Json(input): Json<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<Account>)> {
-    throttle(&state, addr)?;
+    throttle(&state, client)?;
     let account = state.kith.accounts().register(input).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
@@ -75,10 +73,10 @@ pub struct LoginInput {
     ))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     Json(input): Json<LoginInput>,
 ) -> ApiResult<Json<LoginSession>> {
-    throttle(&state, addr)?;
+    throttle(&state, client)?;
     Ok(Json(
         state
             .kith

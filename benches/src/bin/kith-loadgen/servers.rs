@@ -1,0 +1,333 @@
+//! Seeding, and the servers under test: kith-server (a child process on a
+//! seeded database, or one already running) and the bare broadcaster.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kith_core::{Config, Kith, NewGroup, NewUser, UserId};
+use kith_sqlite::SqliteStore;
+
+use crate::{Args, Failure};
+
+/// The users of a run: the publisher, the receiving clients and the
+/// conversations they are in.
+pub struct Seeded {
+    /// The group conversations, in the order the publisher sends to them.
+    pub conversations: Vec<String>,
+    /// The publisher's token (a member of every conversation).
+    pub publisher: String,
+    /// One token per receiving client.
+    pub tokens: Vec<String>,
+    /// Members of each conversation besides the publisher: client `i` is in
+    /// conversation `i / group_size`.
+    pub group_size: usize,
+}
+
+impl Seeded {
+    /// The index of the conversation message `n` is sent to.
+    pub fn conversation_of_message(&self, n: usize) -> usize {
+        n % self.conversations.len().max(1)
+    }
+
+    /// How many receiving clients are in conversation `c`.
+    pub fn members(&self, c: usize) -> usize {
+        let start = (c * self.group_size).min(self.tokens.len());
+        let end = ((c + 1) * self.group_size).min(self.tokens.len());
+        end - start
+    }
+
+    /// How many of `messages` (sent round robin) client `i` receives.
+    pub fn expected_by(&self, client: usize, messages: usize) -> usize {
+        let groups = self.conversations.len().max(1);
+        let c = client / self.group_size.max(1);
+        messages / groups + usize::from(c < messages % groups)
+    }
+}
+
+/// Creates `clients` users with sessions (and, with `group_size`, a
+/// publisher and groups of that many clients plus the publisher) in the
+/// SQLite file `db`, through kith-core.
+async fn seed(db: &Path, clients: usize, group_size: Option<usize>) -> Result<Seeded, Failure> {
+    let started = Instant::now();
+    let store = SqliteStore::open(db.to_string_lossy()).await?;
+    let mut config = Config::default();
+    config.send_rate = None;
+    config.max_group_members = config.max_group_members.max(clients + 1);
+    let kith = Kith::builder(Arc::new(store.clone()))
+        .config(config)
+        .build();
+    let make = |name: String| {
+        let kith = kith.clone();
+        async move {
+            let user = kith
+                .accounts()
+                .create_user(NewUser {
+                    username: name,
+                    email: None,
+                })
+                .await?;
+            let session = kith.accounts().create_session(user.id).await?;
+            Ok::<(UserId, String), kith_core::Error>((user.id, session.token))
+        }
+    };
+    let users: Vec<(UserId, String)> = futures::stream::iter(0..clients)
+        .map(|i| make(format!("lg{i}")))
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let (publisher_id, publisher) = make("lgpub".into()).await?;
+    let mut conversations = Vec::new();
+    if let Some(size) = group_size {
+        for members in users.chunks(size.max(1)) {
+            let group = kith
+                .chat()
+                .create_group(
+                    publisher_id,
+                    NewGroup {
+                        title: "loadgen".into(),
+                        members: members.iter().map(|(id, _)| *id).collect(),
+                    },
+                )
+                .await?;
+            conversations.push(group.id.to_string());
+        }
+    }
+    store.close().await;
+    eprintln!(
+        "seeded {clients} users and {} groups in {:.1} s",
+        conversations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Seeded {
+        conversations,
+        publisher,
+        tokens: users.into_iter().map(|(_, t)| t).collect(),
+        group_size: group_size.unwrap_or(clients).max(1),
+    })
+}
+
+/// `--seed-only`: seeds one group of every client and writes the tokens file.
+pub async fn seed_only(args: &Args, db: &Path) -> Result<(), Failure> {
+    let seeded = seed(db, args.clients, Some(args.clients)).await?;
+    let path = args.tokens.as_ref().ok_or("--tokens is required")?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "{}", seeded.conversations.join(" "))?;
+    writeln!(out, "{}", seeded.publisher)?;
+    for t in &seeded.tokens {
+        writeln!(out, "{t}")?;
+    }
+    out.flush()?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn read_tokens(path: &Path) -> Result<Seeded, Failure> {
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let conversation: String = lines.next().ok_or("tokens file: no conversation")?.into();
+    let publisher = lines.next().ok_or("tokens file: no publisher")?.into();
+    let tokens: Vec<String> = lines.map(String::from).collect();
+    Ok(Seeded {
+        conversations: vec![conversation],
+        publisher,
+        group_size: tokens.len().max(1),
+        tokens,
+    })
+}
+
+/// A server under test: its address, URL and (if we started it) process.
+pub struct Server {
+    /// `kith` or `baseline`.
+    pub name: &'static str,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its WebSocket URL.
+    pub url: String,
+    /// Its process, for CPU time and RSS.
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    db: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(db) = &self.db {
+            drop_db(db);
+        }
+    }
+}
+
+fn free_port() -> Result<u16, Failure> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The executable `name` in this one's directory.
+fn sibling_exe(name: &str) -> Result<PathBuf, Failure> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().ok_or("no executable directory")?;
+    Ok(dir.join(name))
+}
+
+/// Waits until `GET /healthz` answers 200 (or, without `http`, until the
+/// port accepts connections).
+async fn wait_ready(addr: SocketAddr, http: bool, child: &mut Child) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("server exited early: {status}").into());
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            if !http {
+                return Ok(());
+            }
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("server not ready after 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Seeds a fresh database (with groups, unless `group` is false) and starts
+/// kith-server on it.
+pub async fn start_kith(args: &Args, group: bool) -> Result<(Server, Seeded), Failure> {
+    let dir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let db = dir.join(format!("kith-loadgen-{}.db", std::process::id()));
+    let mut server = Server {
+        name: "kith",
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        url: String::new(),
+        pid: None,
+        child: None,
+        db: Some(db.clone()),
+    };
+    drop_db(&db);
+    let seeded = seed(&db, args.clients, group.then(|| args.group_size())).await?;
+    let bin = match &args.server_bin {
+        Some(bin) => bin.clone(),
+        None => sibling_exe("kith-server")?,
+    };
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found: run `cargo build --release -p kith-server -p kith-benches` first",
+            bin.display()
+        )
+        .into());
+    }
+    let port = free_port()?;
+    server.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    server.url = format!("ws://127.0.0.1:{port}/api/v1/ws");
+    let mut child = Command::new(&bin)
+        .args([
+            "--listen",
+            &server.addr.to_string(),
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+            "--no-rate-limits",
+            "--log",
+            &args.server_log,
+        ])
+        .args(&args.server_arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    server.pid = Some(child.id());
+    let ready = wait_ready(server.addr, true, &mut child).await;
+    server.child = Some(child);
+    ready?;
+    Ok((server, seeded))
+}
+
+fn drop_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+/// Starts this executable as the bare broadcaster. Its tokens name the
+/// client's conversation (see [`crate::baseline`]).
+pub async fn start_baseline(args: &Args) -> Result<(Server, Seeded), Failure> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--baseline-server", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let ready = wait_ready(addr, false, &mut child).await;
+    let server = Server {
+        name: "baseline",
+        addr,
+        url: format!("ws://127.0.0.1:{port}/ws"),
+        pid: Some(child.id()),
+        child: Some(child),
+        db: None,
+    };
+    ready?;
+    let group_size = args.group_size();
+    let groups = args.clients.div_ceil(group_size).max(1);
+    let seeded = Seeded {
+        conversations: (1..=groups).map(|c| c.to_string()).collect(),
+        publisher: crate::baseline::PUBLISHER.into(),
+        tokens: (0..args.clients)
+            .map(|i| format!("{}.{i}", 1 + i / group_size))
+            .collect(),
+        group_size,
+    };
+    Ok((server, seeded))
+}
+
+/// `--target`: a running server and the tokens file's users.
+pub fn target(args: &Args, url: &str) -> Result<(Server, Seeded), Failure> {
+    let hostport = url
+        .strip_prefix("ws://")
+        .ok_or("--target must be a ws:// URL")?
+        .split('/')
+        .next()
+        .ok_or("--target has no host")?;
+    let addr = hostport
+        .to_socket_addrs()?
+        .next()
+        .ok_or("--target does not resolve")?;
+    let path = args.tokens.as_ref().ok_or("--target needs --tokens")?;
+    let mut seeded = read_tokens(path)?;
+    if seeded.tokens.len() < args.clients {
+        return Err(format!(
+            "the tokens file has {} client tokens, fewer than --clients {}",
+            seeded.tokens.len(),
+            args.clients
+        )
+        .into());
+    }
+    seeded.tokens.truncate(args.clients);
+    seeded.group_size = args.clients.max(1);
+    let server = Server {
+        name: "kith",
+        addr,
+        url: url.into(),
+        pid: args.server_pid,
+        child: None,
+        db: None,
+    };
+    Ok((server, seeded))
+}
