@@ -136,11 +136,11 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
-        // Internal details stay in the log.
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "internal error".to_owned()
-        } else {
-            self.to_string()
+        // Internal details stay in the log; Kith's errors read as on the
+        // WebSocket.
+        let message = match &self {
+            ApiError::Kith(e) => e.public_message(),
+            other => other.to_string(),
         };
         let mut response = error_response(status, self.code(), message, field);
         if let Some(after) = self.retry_after() {
