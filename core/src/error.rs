@@ -211,6 +211,10 @@ pub enum Clash {
     /// The direct conversation between these two users already exists
     /// (reported by storage; Kith then returns the existing one).
     DirectExists,
+    /// Every node number of the storage is leased by another writer.
+    NoFreeNode,
+    /// This writer's node lease ended and another writer took the number.
+    LeaseLost,
 }
 
 impl fmt::Display for Clash {
@@ -222,6 +226,8 @@ impl fmt::Display for Clash {
             Clash::RequestPending => "a friend request is already pending",
             Clash::ClientIdReused => "client_id was already used in another conversation",
             Clash::DirectExists => "the direct conversation already exists",
+            Clash::NoFreeNode => "every node number is leased by another writer",
+            Clash::LeaseLost => "the node lease ended and another writer took the number",
         })
     }
 }

@@ -49,6 +49,7 @@ pub mod graph;
 pub mod ids;
 mod kith;
 pub mod model;
+pub mod node;
 pub mod page;
 pub mod password;
 pub mod privacy;
@@ -70,14 +71,16 @@ pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::Graph;
 pub use ids::{
     ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
+    NODES,
 };
 pub use kith::{Config, Kith, KithBuilder, Spawner};
 pub use model::*;
+pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use storage::{
-    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, RequestDirection,
-    Requested, SeqRange, Storage, Updated,
+    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NodeStore,
+    RequestDirection, Requested, SeqRange, Storage, Updated,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

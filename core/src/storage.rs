@@ -339,6 +339,12 @@ pub trait ChatStore: Send + Sync {
     /// One current member.
     async fn member(&self, id: ConversationId, user: UserId) -> Result<Option<Member>>;
 
+    /// The version of the conversation's latest membership change (a member
+    /// added, removed, promoted or demoted; creation counts as version 0):
+    /// the members can only differ from those read at the same membership
+    /// version if this moved. 0 for an unknown conversation.
+    async fn membership_version(&self, id: ConversationId) -> Result<u64>;
+
     /// Atomically adds `members` (none of them current members; former
     /// members are re-added with the given role, join time and read
     /// position) under one new version, which it returns.
@@ -474,9 +480,35 @@ pub trait ChatStore: Send + Sync {
     async fn changes(&self, id: ConversationId, since: u64, until: u64) -> Result<Vec<Change>>;
 }
 
+/// Node numbers for writers sharing one storage: each writer leases one, so
+/// the ids it makes (which hold it in their low bits) are its own.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Atomically leases to `holder`, until `until`, the lowest node number
+    /// below `nodes` that nobody leases or whose lease ended before `now`.
+    /// `None`, with nothing changed, if every number is leased.
+    async fn lease_node(
+        &self,
+        nodes: u16,
+        holder: u64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u16>>;
+
+    /// Extends `holder`'s lease of `node` to `until`; `false`, with nothing
+    /// changed, if `holder` does not hold it any more (it ended and another
+    /// writer leased the number).
+    async fn renew_node(&self, node: u16, holder: u64, until: Timestamp) -> Result<bool>;
+
+    /// Ends `holder`'s lease of `node`, if it still holds it.
+    async fn release_node(&self, node: u16, holder: u64) -> Result<()>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
-pub trait Storage: AccountStore + GraphStore + ChatStore + Send + Sync + 'static {
+pub trait Storage:
+    AccountStore + GraphStore + ChatStore + NodeStore + Send + Sync + 'static
+{
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;
 }

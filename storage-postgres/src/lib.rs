@@ -151,6 +151,7 @@ use sqlx::Transaction;
 mod accounts;
 mod chat;
 mod graph;
+mod nodes;
 mod rows;
 
 // The test harness names this crate `kith_postgres`, as its users do.

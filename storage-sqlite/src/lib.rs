@@ -186,6 +186,7 @@ mod accounts;
 mod append;
 mod chat;
 mod graph;
+mod nodes;
 mod rows;
 
 /// The sqlx connection options accepted by [`SqliteStore::connect_with`],

@@ -14,9 +14,12 @@
 //!
 //! Batches read who is in the conversation from a [`Roster`] kept here per
 //! conversation: loaded from the store by the first batch, dropped by every
-//! membership change (which holds the lane, as batches do), so it is always
-//! the membership at the batch's version. This, like the lanes themselves,
-//! assumes that one `Kith` handle writes the conversations of its storage.
+//! membership change (which holds the lane, as batches do), and used only
+//! while the conversation's membership version in storage is still the one
+//! it was loaded at, so a membership change made by another writer (another
+//! `Kith` handle or process) is seen by the next batch. The lanes order one
+//! handle's writes; storage's transactions keep every number and rule right
+//! across handles.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +49,11 @@ const ROSTERS_PER_SHARD: usize = 1024;
 pub(crate) struct Roster {
     pub kind: ConversationKind,
     pub members: Arc<[UserId]>,
+    /// The version of the membership change it reflects
+    /// ([`ChatStore::membership_version`](crate::ChatStore::membership_version)),
+    /// read before the members, so that a change by another writer makes
+    /// the next batch load the roster again.
+    pub membership: u64,
 }
 
 /// A validated send waiting for its conversation's next batch.

@@ -179,10 +179,15 @@ impl Chat<'_> {
     /// The conversation's kind and members, kept between batches; call
     /// inside the lane.
     async fn roster(&self, id: ConversationId) -> Result<Roster> {
-        if let Some(roster) = self.kith.lanes.roster(id) {
-            return Ok(roster);
-        }
         let store = &self.kith.storage;
+        // Another writer may have changed the membership: the kept roster
+        // is used only while it is at the latest membership change.
+        let membership = store.membership_version(id).await?;
+        if let Some(roster) = self.kith.lanes.roster(id) {
+            if roster.membership == membership {
+                return Ok(roster);
+            }
+        }
         let conversation = store
             .conversation(id)
             .await?
@@ -191,6 +196,7 @@ impl Chat<'_> {
         let roster = Roster {
             kind: conversation.kind,
             members: members.iter().map(|m| m.user_id).collect(),
+            membership,
         };
         self.kith.lanes.keep_roster(id, roster.clone());
         Ok(roster)

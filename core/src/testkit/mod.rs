@@ -31,6 +31,7 @@ pub mod graph;
 pub mod graph_races;
 pub mod model;
 pub mod profiles;
+pub mod writers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -95,6 +96,37 @@ impl Fixture {
         self.spawning = true;
         let config = self.kith.config().clone();
         self.reconfigure(config)
+    }
+
+    /// Two writers over the fixture's storage, as two server processes
+    /// would be: the fixture's handle and a second one, each with a node
+    /// number leased from the storage for its ids, and lanes, rosters and
+    /// rate limits of its own. Both record into the fixture's sink.
+    pub async fn two_writers(mut self) -> (Self, Kith) {
+        let storage = Arc::clone(self.kith.storage());
+        let mut leased = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let lease = crate::NodeLease::acquire(storage.as_ref(), self.clock.as_ref())
+                .await
+                .unwrap();
+            leased.push(Arc::new(TimeOrderedIds::for_node(
+                self.clock.clone(),
+                lease.node(),
+            )));
+        }
+        let other_ids = leased.pop().unwrap();
+        self.ids = leased.pop().unwrap();
+        let config = self.kith.config().clone();
+        let spawner = self.runtime.clone().filter(|_| self.spawning);
+        let other = Self::handle(
+            Arc::clone(&storage),
+            config.clone(),
+            &self.clock,
+            &self.events,
+            &other_ids,
+            spawner,
+        );
+        (self.reconfigure(config), other)
     }
 
     /// The same fixture (storage, clock, recorded events, ids, spawner) with
@@ -492,6 +524,14 @@ macro_rules! __conformance_cases {
                 unfriend_of_a_non_friend_is_not_found,
                 friend_ids_are_exactly_the_friends,
                 presence_is_told_to_friends_only,
+            }
+            writers {
+                node_leases_are_exclusive_until_they_end,
+                two_writers_sending_into_one_group_get_gap_free_seqs_and_unique_ids,
+                a_member_removed_through_one_writer_is_gone_for_the_other,
+                one_client_id_sent_through_both_writers_at_once_stores_one_message,
+                crossing_friend_requests_through_two_writers_become_one_friendship,
+                a_block_and_a_follow_through_two_writers_never_leave_the_follow,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,

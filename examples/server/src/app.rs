@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use kith_core::{Config, DirectMessages, Kith, SendRate, Storage};
+use kith_core::{
+    Clock, Config, DirectMessages, Kith, NodeLease, SendRate, Storage, SystemClock, TimeOrderedIds,
+};
 use kith_postgres::PgStore;
 use kith_sqlite::SqliteStore;
 use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
@@ -44,6 +46,10 @@ pub enum StartError {
     /// The PostgreSQL database could not be reached or migrated.
     #[error(transparent)]
     Postgres(#[from] kith_postgres::Error),
+    /// No node number could be leased from the database (every number is
+    /// held by another server, or the database failed).
+    #[error("cannot lease a node number: {0}")]
+    Node(#[source] kith_core::Error),
 }
 
 #[derive(OpenApi)]
@@ -86,6 +92,12 @@ pub struct App {
 /// [`StartError`] if the database cannot be opened.
 pub async fn build(settings: Settings) -> Result<App, StartError> {
     let store = open_storage(&settings.database_url).await?;
+    // Several servers may share the database: each makes its ids with a
+    // node number of its own, leased here and renewed while it serves.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = NodeLease::acquire(store.as_ref(), clock.as_ref())
+        .await
+        .map_err(StartError::Node)?;
     let ws_config = WsConfig::default();
     let hub = Arc::new(Hub::new(ws_config.hub));
     let metrics = Arc::new(Metrics::new(Arc::clone(&hub)));
@@ -100,6 +112,8 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         per_second: settings.send_per_second,
     });
     let kith = Kith::builder(store)
+        .clock(Arc::clone(&clock))
+        .ids(Arc::new(TimeOrderedIds::for_node(clock, node.node())))
         .sink(Arc::new(CountingSink {
             hub: Arc::clone(&hub),
             metrics: Arc::clone(&metrics),
@@ -125,6 +139,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         ws: ws.clone(),
         metrics,
         auth_limiter: Arc::new(AddressLimiter::new(auth_per_minute)),
+        node,
         settings: Arc::new(settings),
     };
 

@@ -47,6 +47,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ws = app.state.ws.clone();
     let closer = ws.clone();
+    let (kith, node) = (app.state.kith.clone(), app.state.node);
+    let renewer = tokio::spawn(renew_node(kith.clone(), node));
     let grace = Duration::from_secs(app.state.settings.shutdown_grace_secs);
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let ws_closer = tokio::spawn(async move {
@@ -85,5 +87,33 @@ pub async fn serve(
             "WebSockets still open at the end of the grace period"
         );
     }
+    renewer.abort();
+    // The number is free at once for the next server.
+    if let Err(e) = node.release(kith.storage().as_ref()).await {
+        tracing::warn!(error = %e, "could not release the node lease");
+    }
     Ok(())
+}
+
+/// Renews the server's node lease while it serves. A lease that could not
+/// be renewed for its whole length may be taken by another server, and two
+/// servers with one number could make the same id: that is logged as an
+/// error, for the operator to restart this server.
+async fn renew_node(kith: kith_core::Kith, node: kith_core::NodeLease) {
+    let mut every = tokio::time::interval(kith_core::NodeLease::RENEW_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let clock = kith_core::SystemClock;
+        match node.renew(kith.storage().as_ref(), &clock).await {
+            Ok(()) => {}
+            Err(kith_core::Error::Conflict(_)) => {
+                tracing::error!(
+                    node = node.node(),
+                    "the node lease was lost to another server: restart this one"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the node lease"),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kith_core::Kith;
+use kith_core::{Kith, NodeLease};
 use kith_ws::WsServer;
 
 use crate::limits::AddressLimiter;
@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The per-address limiter of login and registration.
     pub auth_limiter: Arc<AddressLimiter>,
+    /// The node number this server's ids carry, leased from the database.
+    pub node: NodeLease,
     /// The settings the server runs with.
     pub settings: Arc<Settings>,
 }

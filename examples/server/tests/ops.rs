@@ -893,6 +893,18 @@ async fn a_sqlite_file_url_creates_the_file() {
 }
 
 #[tokio::test]
+async fn servers_sharing_a_database_make_ids_with_node_numbers_of_their_own() {
+    let url = kith_postgres::testing::fresh_database_url().await;
+    let first = TestServer::with(settings(&["--database-url", &url])).await;
+    let second = TestServer::with(settings(&["--database-url", &url])).await;
+    let node = |id: &str| id.parse::<u64>().unwrap() & 0xff;
+    let (alice, bob) = (first.user("alice").await, second.user("bob").await);
+    assert_eq!((node(&alice.id), node(&bob.id)), (0, 1));
+    // Each sees the other's users: one database.
+    second.try_register("alice").await.error(409, "conflict");
+}
+
+#[tokio::test]
 async fn other_database_urls_are_refused_with_a_clear_error() {
     for url in ["mysql://localhost/kith", "redis://localhost"] {
         match kith_server::build(settings(&["--database-url", url])).await {

@@ -190,6 +190,21 @@ pub(super) async fn member(
     row.map(Member::try_from).transpose()
 }
 
+/// The version of the latest membership change, by the index
+/// `conversation_members_version`.
+pub(super) const MEMBERSHIP_VERSION: &str = "\
+    SELECT COALESCE(MAX(version), 0) FROM conversation_members WHERE conversation_id = $1";
+
+/// [`ChatStore::membership_version`].
+pub(super) async fn membership_version(store: &PgStore, id: ConversationId) -> Result<u64> {
+    let version: i64 = sqlx::query_scalar(MEMBERSHIP_VERSION)
+        .bind(sql_id(id.get()))
+        .fetch_one(store.read())
+        .await
+        .map_err(db)?;
+    Ok(raw_count(version))
+}
+
 /// [`ChatStore::add_members`].
 pub(super) async fn add_members(
     store: &PgStore,

@@ -124,6 +124,10 @@ impl ChatStore for PgStore {
         conversations::member(self, id, user).await
     }
 
+    async fn membership_version(&self, id: ConversationId) -> Result<u64> {
+        conversations::membership_version(self, id).await
+    }
+
     /// As the trait says; [`Error::NotFound`] ([`Entity::Conversation`]) if
     /// there is no such conversation, and [`Error::InvalidInput`]
     /// (`members`), with nothing changed, if one of `members` is a current

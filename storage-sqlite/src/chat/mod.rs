@@ -124,6 +124,10 @@ impl ChatStore for SqliteStore {
         conversations::member(self, id, user).await
     }
 
+    async fn membership_version(&self, id: ConversationId) -> Result<u64> {
+        conversations::membership_version(self, id).await
+    }
+
     /// As the trait says; [`Error::NotFound`] ([`Entity::Conversation`]) if
     /// there is no such conversation, and [`Error::InvalidInput`]
     /// (`members`), with nothing changed, if one of `members` is a current
@@ -272,6 +276,7 @@ mod tests {
             SELECT_DIRECT,
             SELECT_MEMBERS,
             SELECT_MEMBER,
+            MEMBERSHIP_VERSION,
             BUMP,
             BUMP_IF_MEMBER,
             BUMP_IF_LIVE_MESSAGE,
