@@ -79,7 +79,7 @@ pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use storage::{
-    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NodeStore,
+    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NodeStore, Removed,
     RequestDirection, Requested, SeqRange, Storage, Updated,
 };
 

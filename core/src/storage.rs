@@ -298,6 +298,15 @@ pub enum Appended {
     Existing(Message),
 }
 
+/// What [`ChatStore::remove_member`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    /// The change's version.
+    pub version: u64,
+    /// The member made admin because no admin remained.
+    pub promoted: Option<UserId>,
+}
+
 /// The result of a change to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Updated {
@@ -347,31 +356,62 @@ pub trait ChatStore: Send + Sync {
 
     /// Atomically adds `members` (none of them current members; former
     /// members are re-added with the given role, join time and read
-    /// position) under one new version, which it returns.
-    async fn add_members(&self, id: ConversationId, members: &[Member]) -> Result<u64>;
+    /// position) under one new version, which it returns. Checked inside
+    /// the transaction, after the conversation's lock: `by` is a current
+    /// admin, and the group has at most `max_members` current members
+    /// afterwards.
+    ///
+    /// # Errors
+    /// [`Entity::Conversation`](crate::Entity::Conversation) not found if
+    /// `by` is not a current member; [`Denied::NotAdmin`](crate::Denied::NotAdmin)
+    /// if not an admin; [`Error::InvalidInput`](crate::Error::InvalidInput)
+    /// (`members`) beyond `max_members`. Nothing changes then.
+    async fn add_members(
+        &self,
+        id: ConversationId,
+        members: &[Member],
+        by: UserId,
+        max_members: usize,
+    ) -> Result<u64>;
 
-    /// Atomically removes a current member under a new version and, if
-    /// `promote` is given, makes that current member an admin under the same
-    /// version. Returns the version, or `None` with nothing changed if `user`
-    /// is not a current member.
+    /// Atomically removes a current member under a new version and, if no
+    /// current member is an admin afterwards, makes the one who joined
+    /// earliest (then the lowest id) an admin under the same version. With
+    /// `by`, that user must be a current admin (checked inside the
+    /// transaction, after the conversation's lock); without, the member
+    /// leaves. `None` with nothing changed if `user` is not a current member.
+    ///
+    /// # Errors
+    /// As [`Self::add_members`] for `by`.
     async fn remove_member(
         &self,
         id: ConversationId,
         user: UserId,
-        promote: Option<UserId>,
-    ) -> Result<Option<u64>>;
+        by: Option<UserId>,
+    ) -> Result<Option<Removed>>;
 
     /// Sets a current member's role under a new version; `None` with nothing
-    /// changed if `user` is not a current member.
+    /// changed if `user` is not a current member. Checked inside the
+    /// transaction, after the conversation's lock: `by` is a current admin,
+    /// and at least one current member is an admin afterwards.
+    ///
+    /// # Errors
+    /// As [`Self::add_members`] for `by`; [`Error::InvalidInput`](crate::Error::InvalidInput)
+    /// (`role`) if no admin would remain. Nothing changes then.
     async fn set_role(
         &self,
         id: ConversationId,
         user: UserId,
         role: MemberRole,
+        by: UserId,
     ) -> Result<Option<u64>>;
 
-    /// Sets the title under a new version, which it returns.
-    async fn rename(&self, id: ConversationId, title: &str) -> Result<u64>;
+    /// Sets the title under a new version, which it returns; `by` must be a
+    /// current admin (checked inside the transaction).
+    ///
+    /// # Errors
+    /// As [`Self::add_members`] for `by`.
+    async fn rename(&self, id: ConversationId, title: &str, by: UserId) -> Result<u64>;
 
     /// Atomically appends a message: if the sender already has a message
     /// with this `client_id`, returns it as [`Appended::Existing`] and changes

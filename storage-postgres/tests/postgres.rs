@@ -211,7 +211,8 @@ async fn appends_racing_a_removal_never_land_after_it() {
             .remove_member(id, leaver, None)
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .version;
         let mut stored = 0;
         for send in sends {
             match send.await.unwrap() {

@@ -5,6 +5,7 @@ use super::*;
 use crate::error::{Clash, Denied, Entity, Error, Result};
 use crate::events::{Delivery, Event};
 use crate::ids::{ConversationId, UserId};
+use crate::storage::Removed;
 use crate::validate;
 
 impl Chat<'_> {
@@ -210,7 +211,12 @@ impl Chat<'_> {
             })
             .collect();
         self.kith.lanes.forget_roster(id);
-        let version = self.kith.storage.add_members(id, &added).await?;
+        let max = self.kith.config.max_group_members;
+        let version = self
+            .kith
+            .storage
+            .add_members(id, &added, actor, max)
+            .await?;
         self.kith.emit(Delivery::new(
             Event::MembersAdded {
                 conversation_id: id,
@@ -239,13 +245,13 @@ impl Chat<'_> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
         if user == actor {
-            return self.depart(scene, actor).await;
+            return self.depart(scene, actor, None).await;
         }
         scene.require_admin()?;
         if !scene.members.iter().any(|m| m.user_id == user) {
             return Err(Error::NotFound(Entity::Member));
         }
-        self.depart(scene, user).await
+        self.depart(scene, user, Some(actor)).await
     }
 
     /// The actor leaves a group. If they were its last admin, the member who
@@ -257,29 +263,26 @@ impl Chat<'_> {
     pub async fn leave(&self, actor: UserId, id: ConversationId) -> Result<()> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
-        self.depart(scene, actor).await
+        self.depart(scene, actor, None).await
     }
 
-    /// Removes `user` from the scene's group, by the scene's member.
-    async fn depart(&self, scene: Scene, user: UserId) -> Result<()> {
+    /// Removes `user` from the scene's group, by the scene's member (an
+    /// admin, `by`, or `user` leaving). If no admin remains, the member who
+    /// joined earliest becomes one: storage decides it in the same
+    /// transaction, so it holds however many writers change the group.
+    async fn depart(&self, scene: Scene, user: UserId, by: Option<UserId>) -> Result<()> {
         if scene.conversation.kind == ConversationKind::Direct {
             return Err(Error::Forbidden(Denied::DirectConversation));
         }
         let id = scene.conversation.id;
-        let remaining: Vec<&Member> = scene.members.iter().filter(|m| m.user_id != user).collect();
-        let promote = if remaining.iter().any(|m| m.role == MemberRole::Admin) {
-            None
-        } else {
-            remaining
-                .iter()
-                .min_by_key(|m| (m.joined_at, m.user_id))
-                .map(|m| m.user_id)
-        };
         self.kith.lanes.forget_roster(id);
-        let version = self
+        let Removed {
+            version,
+            promoted: promote,
+        } = self
             .kith
             .storage
-            .remove_member(id, user, promote)
+            .remove_member(id, user, by)
             .await?
             .ok_or(Error::NotFound(Entity::Member))?;
         self.kith.emit(Delivery::new(
@@ -330,7 +333,7 @@ impl Chat<'_> {
         let version = self
             .kith
             .storage
-            .set_role(id, user, role)
+            .set_role(id, user, role, actor)
             .await?
             .ok_or(Error::NotFound(Entity::Member))?;
         self.kith.emit(Delivery::new(
@@ -360,7 +363,7 @@ impl Chat<'_> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
         scene.require_admin()?;
-        let version = self.kith.storage.rename(id, &title).await?;
+        let version = self.kith.storage.rename(id, &title, actor).await?;
         self.kith.emit(Delivery::new(
             Event::ConversationRenamed {
                 conversation_id: id,

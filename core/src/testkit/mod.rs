@@ -532,6 +532,9 @@ macro_rules! __conformance_cases {
                 one_client_id_sent_through_both_writers_at_once_stores_one_message,
                 crossing_friend_requests_through_two_writers_become_one_friendship,
                 a_block_and_a_follow_through_two_writers_never_leave_the_follow,
+                the_last_admins_leaving_through_two_writers_leave_an_admin,
+                two_admins_stepping_down_through_two_writers_keep_an_admin,
+                members_added_through_two_writers_never_exceed_the_size_limit,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use futures::future::{join, join_all};
 
-use crate::testkit::chat::{group, new_message, seqs};
+use crate::testkit::chat::{configured, group, new_message, seqs};
 use crate::testkit::Refusal::*;
 use crate::testkit::{refusal, Fixture};
 use crate::{
-    Clash, Entity, Event, FriendRequestOutcome, History, Message, NodeLease, UserId, NODES,
+    Clash, Entity, Event, FriendRequestOutcome, History, MemberRole, Message, NodeLease, UserId,
+    NODES,
 };
 
 /// A node number is leased to one writer at a time: released or ended
@@ -195,4 +196,78 @@ pub async fn a_block_and_a_follow_through_two_writers_never_leave_the_follow(f: 
     blocked.unwrap();
     let rel = f.kith.graph().relationship(alice.id, bob.id).await.unwrap();
     assert!(rel.blocking && !rel.followed_by);
+}
+
+/// The two admins of a group leaving through two writers at the same
+/// instant still leave it an admin: the member who joined earliest.
+pub async fn the_last_admins_leaving_through_two_writers_leave_an_admin(f: Fixture) {
+    let (f, other) = f.two_writers().await;
+    let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
+    let team = group(&f, alice.id, &[bob.id, carol.id]).await;
+    let chat = f.kith.chat();
+    chat.set_role(alice.id, team.id, bob.id, MemberRole::Admin)
+        .await
+        .unwrap();
+    let (a, b) = join(
+        chat.leave(alice.id, team.id),
+        other.chat().leave(bob.id, team.id),
+    )
+    .await;
+    a.unwrap();
+    b.unwrap();
+    let members = chat.members(carol.id, team.id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].role, MemberRole::Admin, "carol was promoted");
+}
+
+/// Two admins stepping down through two writers at the same instant: one is
+/// refused, so the group keeps an admin.
+pub async fn two_admins_stepping_down_through_two_writers_keep_an_admin(f: Fixture) {
+    let (f, other) = f.two_writers().await;
+    let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
+    let team = group(&f, alice.id, &[bob.id, carol.id]).await;
+    let chat = f.kith.chat();
+    chat.set_role(alice.id, team.id, bob.id, MemberRole::Admin)
+        .await
+        .unwrap();
+    let (a, b) = join(
+        chat.set_role(alice.id, team.id, alice.id, MemberRole::Member),
+        other
+            .chat()
+            .set_role(bob.id, team.id, bob.id, MemberRole::Member),
+    )
+    .await;
+    let refused: Vec<_> = [a, b].into_iter().filter_map(Result::err).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let members = chat.members(carol.id, team.id).await.unwrap();
+    let admins = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Admin)
+        .count();
+    assert_eq!(admins, 1);
+}
+
+/// Members added through two writers at the same instant never take a group
+/// beyond its size limit.
+pub async fn members_added_through_two_writers_never_exceed_the_size_limit(f: Fixture) {
+    let f = configured(f, |c| c.max_group_members = 3);
+    let (f, other) = f.two_writers().await;
+    let [alice, bob, carol, dave] = f.users(["alice", "bob", "carol", "dave"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let (a, b) = join(
+        f.kith.chat().add_members(alice.id, team.id, &[carol.id]),
+        other.chat().add_members(alice.id, team.id, &[dave.id]),
+    )
+    .await;
+    let refused: Vec<_> = [a, b].into_iter().filter_map(Result::err).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(matches!(
+        refused[0],
+        crate::Error::InvalidInput {
+            field: "members",
+            ..
+        }
+    ));
+    let members = f.kith.chat().members(alice.id, team.id).await.unwrap();
+    assert_eq!(members.len(), 3);
 }

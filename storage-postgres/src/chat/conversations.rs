@@ -210,16 +210,26 @@ pub(super) async fn add_members(
     store: &PgStore,
     id: ConversationId,
     members: &[Member],
+    by: UserId,
+    max_members: usize,
 ) -> Result<u64> {
     let arrays = MemberArrays::new(members);
     let mut tx = store.begin().await?;
     let version = next_version(&mut tx, id)
         .await?
         .ok_or(Error::NotFound(Entity::Conversation))?;
+    // Under the conversation's lock, like every check below.
+    require_admin(&mut tx, id, by).await?;
     let added = arrays.upsert(&mut tx, id, version).await?;
     if added != members.len() as u64 {
         // Dropping the transaction rolls it back, version included.
         return Err(Error::invalid("members", "already a current member"));
+    }
+    if current_members(&mut tx, id).await? > max_members as u64 {
+        return Err(Error::invalid(
+            "members",
+            format!("a group has at most {max_members} members"),
+        ));
     }
     tx.commit().await.map_err(db)?;
     Ok(raw_count(version))
@@ -230,12 +240,15 @@ pub(super) async fn remove_member(
     store: &PgStore,
     id: ConversationId,
     user: UserId,
-    promote: Option<UserId>,
-) -> Result<Option<u64>> {
+    by: Option<UserId>,
+) -> Result<Option<Removed>> {
     let mut tx = store.begin().await?;
     let Some(version) = next_version(&mut tx, id).await? else {
         return Ok(None);
     };
+    if let Some(by) = by {
+        require_admin(&mut tx, id, by).await?;
+    }
     // Under the conversation's lock: whether `user` is a current member is
     // decided here, after every earlier change to the conversation.
     let left = sqlx::query(
@@ -253,24 +266,12 @@ pub(super) async fn remove_member(
         // Not a member: dropping the transaction rolls the version back.
         return Ok(None);
     }
-    if let Some(promote) = promote {
-        let promoted = sqlx::query(
-            "UPDATE conversation_members SET role = 'admin', version = $3 \
-             WHERE conversation_id = $1 AND user_id = $2 AND left_version IS NULL",
-        )
-        .bind(sql_id(id.get()))
-        .bind(sql_id(promote.get()))
-        .bind(version)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if promoted == 0 {
-            return Err(Error::invalid("promote", "not a current member"));
-        }
-    }
+    let promoted = promote_if_no_admin(&mut tx, id, version).await?;
     tx.commit().await.map_err(db)?;
-    Ok(Some(raw_count(version)))
+    Ok(Some(Removed {
+        version: raw_count(version),
+        promoted,
+    }))
 }
 
 /// [`ChatStore::set_role`].
@@ -279,11 +280,13 @@ pub(super) async fn set_role(
     id: ConversationId,
     user: UserId,
     role: MemberRole,
+    by: UserId,
 ) -> Result<Option<u64>> {
     let mut tx = store.begin().await?;
     let Some(version) = next_version(&mut tx, id).await? else {
         return Ok(None);
     };
+    require_admin(&mut tx, id, by).await?;
     let changed = sqlx::query(
         "UPDATE conversation_members SET role = $3, version = $4 \
          WHERE conversation_id = $1 AND user_id = $2 AND left_version IS NULL",
@@ -300,14 +303,24 @@ pub(super) async fn set_role(
         // Not a member: dropping the transaction rolls the version back.
         return Ok(None);
     }
+    if !admin_remains(&mut tx, id).await? {
+        // Dropping the transaction rolls it back, version included.
+        return Err(Error::invalid("role", "a group needs at least one admin"));
+    }
     tx.commit().await.map_err(db)?;
     Ok(Some(raw_count(version)))
 }
 
 /// [`ChatStore::rename`].
-pub(super) async fn rename(store: &PgStore, id: ConversationId, title: &str) -> Result<u64> {
-    // One statement: it locks the row, and the right-hand sides see the row
-    // before the update, so title_version becomes the new version.
+pub(super) async fn rename(
+    store: &PgStore,
+    id: ConversationId,
+    title: &str,
+    by: UserId,
+) -> Result<u64> {
+    let mut tx = store.begin().await?;
+    // It locks the row, and the right-hand sides see the row before the
+    // update, so title_version becomes the new version.
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE conversations SET version = version + 1, title = $2, \
              title_version = version + 1 \
@@ -315,9 +328,83 @@ pub(super) async fn rename(store: &PgStore, id: ConversationId, title: &str) -> 
     )
     .bind(sql_id(id.get()))
     .bind(title)
-    .fetch_optional(store.read())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
     let version = version.ok_or(Error::NotFound(Entity::Conversation))?;
+    require_admin(&mut tx, id, by).await?;
+    tx.commit().await.map_err(db)?;
     Ok(raw_count(version))
+}
+
+/// Inside a write transaction, after the conversation's lock: `by` must be
+/// a current admin of the conversation.
+async fn require_admin(conn: &mut PgConnection, id: ConversationId, by: UserId) -> Result<()> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM conversation_members \
+         WHERE conversation_id = $1 AND user_id = $2 AND left_version IS NULL",
+    )
+    .bind(sql_id(id.get()))
+    .bind(sql_id(by.get()))
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    match role.as_deref() {
+        None => Err(Error::NotFound(Entity::Conversation)),
+        Some("admin") => Ok(()),
+        Some(_) => Err(Error::Forbidden(Denied::NotAdmin)),
+    }
+}
+
+/// Inside a write transaction: how many current members the conversation has.
+async fn current_members(conn: &mut PgConnection, id: ConversationId) -> Result<u64> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM conversation_members \
+         WHERE conversation_id = $1 AND left_version IS NULL",
+    )
+    .bind(sql_id(id.get()))
+    .fetch_one(conn)
+    .await
+    .map_err(db)?;
+    Ok(raw_count(count))
+}
+
+/// Inside a write transaction: whether a current member is an admin, or
+/// nobody is left.
+async fn admin_remains(conn: &mut PgConnection, id: ConversationId) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM conversation_members \
+             WHERE conversation_id = $1 AND left_version IS NULL AND role = 'admin') \
+         OR NOT EXISTS (SELECT 1 FROM conversation_members \
+             WHERE conversation_id = $1 AND left_version IS NULL)",
+    )
+    .bind(sql_id(id.get()))
+    .fetch_one(conn)
+    .await
+    .map_err(db)
+}
+
+/// Inside a write transaction: if no current member is an admin, makes the
+/// one who joined earliest (then the lowest id) an admin under `version`.
+async fn promote_if_no_admin(
+    conn: &mut PgConnection,
+    id: ConversationId,
+    version: i64,
+) -> Result<Option<UserId>> {
+    let promoted: Option<i64> = sqlx::query_scalar(
+        "UPDATE conversation_members SET role = 'admin', version = $2 \
+         WHERE conversation_id = $1 AND left_version IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM conversation_members \
+               WHERE conversation_id = $1 AND left_version IS NULL AND role = 'admin') \
+           AND user_id = (SELECT user_id FROM conversation_members \
+               WHERE conversation_id = $1 AND left_version IS NULL \
+               ORDER BY joined_at, user_id LIMIT 1) \
+         RETURNING user_id",
+    )
+    .bind(sql_id(id.get()))
+    .bind(version)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(promoted.map(|u| UserId::new(raw_id(u))))
 }

@@ -23,9 +23,9 @@ use async_trait::async_trait;
 use kith_core::page::{ActivityKey, Window};
 use kith_core::{
     Appended, Change, ChatStore, Clash, Conversation, ConversationId, ConversationKind,
-    ConversationSummary, Entity, Error, Member, MemberRole, Message, MessageId, MessageReaction,
-    NewMessageRecord, ReactionKind, Result, SeqRange, Timestamp, UnreadCounts, UnreadEntry,
-    Updated, UserId,
+    ConversationSummary, Denied, Entity, Error, Member, MemberRole, Message, MessageId,
+    MessageReaction, NewMessageRecord, ReactionKind, Removed, Result, SeqRange, Timestamp,
+    UnreadCounts, UnreadEntry, Updated, UserId,
 };
 use sqlx::SqliteConnection;
 
@@ -132,19 +132,23 @@ impl ChatStore for SqliteStore {
     /// there is no such conversation, and [`Error::InvalidInput`]
     /// (`members`), with nothing changed, if one of `members` is a current
     /// member (or listed twice).
-    async fn add_members(&self, id: ConversationId, members: &[Member]) -> Result<u64> {
-        conversations::add_members(self, id, members).await
+    async fn add_members(
+        &self,
+        id: ConversationId,
+        members: &[Member],
+        by: UserId,
+        max_members: usize,
+    ) -> Result<u64> {
+        conversations::add_members(self, id, members, by, max_members).await
     }
 
-    /// As the trait says; [`Error::InvalidInput`] (`promote`), with nothing
-    /// changed, if `promote` is not a current member other than `user`.
     async fn remove_member(
         &self,
         id: ConversationId,
         user: UserId,
-        promote: Option<UserId>,
-    ) -> Result<Option<u64>> {
-        conversations::remove_member(self, id, user, promote).await
+        by: Option<UserId>,
+    ) -> Result<Option<Removed>> {
+        conversations::remove_member(self, id, user, by).await
     }
 
     async fn set_role(
@@ -152,15 +156,16 @@ impl ChatStore for SqliteStore {
         id: ConversationId,
         user: UserId,
         role: MemberRole,
+        by: UserId,
     ) -> Result<Option<u64>> {
-        conversations::set_role(self, id, user, role).await
+        conversations::set_role(self, id, user, role, by).await
     }
 
     /// As the trait says; [`Error::NotFound`] ([`Entity::Conversation`]) if
     /// there is no such conversation. Direct conversations have no title: a
     /// storage error (the schema's check) if one is renamed.
-    async fn rename(&self, id: ConversationId, title: &str) -> Result<u64> {
-        conversations::rename(self, id, title).await
+    async fn rename(&self, id: ConversationId, title: &str, by: UserId) -> Result<u64> {
+        conversations::rename(self, id, title, by).await
     }
 
     /// As the trait says. Appends are group-committed: see `append.rs`.
