@@ -167,11 +167,7 @@ impl fmt::Display for Report {
 /// # Errors
 /// [`MigrateError`]: bad URLs, a source of another schema version, a target
 /// that is not empty, or a driver error. The target is left unchanged.
-pub async fn migrate_data(
-    from: &str,
-    to: &str,
-    batch_size: usize,
-) -> Result<Report, MigrateError> {
+pub async fn migrate_data(from: &str, to: &str, batch_size: usize) -> Result<Report, MigrateError> {
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         return Err(MigrateError::InvalidTarget);
     }
@@ -197,11 +193,16 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
         let mut tx = store.pool().begin().await.map_err(MigrateError::Target)?;
         // No other writer (a server started too early) between the check
         // and the commit; readers may go on.
-        sqlx::query(&format!("LOCK TABLE {} IN EXCLUSIVE MODE", TABLES.join(", ")))
-            .execute(&mut *tx)
+        sqlx::query(&format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            TABLES.join(", ")
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(MigrateError::Target)?;
+        let full = non_empty_tables(&mut tx)
             .await
             .map_err(MigrateError::Target)?;
-        let full = non_empty_tables(&mut tx).await.map_err(MigrateError::Target)?;
         if !full.is_empty() {
             return Err(MigrateError::TargetNotEmpty { tables: full });
         }
@@ -212,7 +213,10 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             "friend_requests",
             friend_requests(&mut snapshot, &mut tx, batch).await?,
         ));
-        tables.push(("friendships", friendships(&mut snapshot, &mut tx, batch).await?));
+        tables.push((
+            "friendships",
+            friendships(&mut snapshot, &mut tx, batch).await?,
+        ));
         tables.push(("follows", follows(&mut snapshot, &mut tx, batch).await?));
         tables.push(("blocks", blocks(&mut snapshot, &mut tx, batch).await?));
         tables.push(("mutes", mutes(&mut snapshot, &mut tx, batch).await?));
@@ -283,12 +287,11 @@ async fn check_source_schema(src: &mut SqliteConnection) -> Result<(), MigrateEr
     .await
     .map_err(MigrateError::Source)?;
     let found: Vec<(i64, Vec<u8>)> = if has_table {
-        let rows = sqlx::query(
-            "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
-        )
-        .fetch_all(&mut *src)
-        .await
-        .map_err(MigrateError::Source)?;
+        let rows =
+            sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut *src)
+                .await
+                .map_err(MigrateError::Source)?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
             let version: i64 = row.try_get("version").map_err(MigrateError::Source)?;
@@ -352,10 +355,9 @@ async fn non_empty_tables(conn: &mut PgConnection) -> Result<Vec<&'static str>, 
         if !exists {
             continue;
         }
-        let has_rows: bool =
-            sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {table})"))
-                .fetch_one(&mut *conn)
-                .await?;
+        let has_rows: bool = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+            .fetch_one(&mut *conn)
+            .await?;
         if has_rows {
             full.push(table);
         }
@@ -580,6 +582,9 @@ mod tests {
         let err = migrate_data("sqlite://x.db", "mysql://h/db", 10).await;
         assert!(matches!(err, Err(MigrateError::InvalidTarget)), "{err:?}");
         let err = migrate_data("postgres://h/db", "postgres://h/db", 10).await;
-        assert!(matches!(err, Err(MigrateError::InvalidSource(_))), "{err:?}");
+        assert!(
+            matches!(err, Err(MigrateError::InvalidSource(_))),
+            "{err:?}"
+        );
     }
 }

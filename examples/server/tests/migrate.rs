@@ -214,7 +214,10 @@ async fn build_world(kith: &Kith) -> World {
     let a1 = send(kith, alice, direct, "a1", "Hi Bob!", None).await;
     let b1 = send(kith, bob, direct, "b1", "Hi Alice, what's up?", Some(&a1)).await;
     let a2 = send(kith, alice, direct, "a2", "Tea at fvie?", None).await;
-    let a2 = chat.edit(alice, direct, a2.id, "Tea at five?").await.unwrap();
+    let a2 = chat
+        .edit(alice, direct, a2.id, "Tea at five?")
+        .await
+        .unwrap();
     let b2 = send(kith, bob, direct, "b2", "wrong chat, sorry", None).await;
     chat.delete(bob, direct, b2.id).await.unwrap();
     chat.react(bob, direct, a1.id, Some(ReactionKind::Like))
@@ -265,7 +268,10 @@ async fn build_world(kith: &Kith) -> World {
     let c1 = send(kith, carol, other, "c1", "Hello Dave", None).await;
 
     // frank goes away: a tombstone whose messages and membership stay.
-    accounts.delete_account(frank, Some(PASSWORD)).await.unwrap();
+    accounts
+        .delete_account(frank, Some(PASSWORD))
+        .await
+        .unwrap();
 
     World {
         users,
@@ -287,19 +293,31 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
     let mut out = Vec::new();
     let first = Page::first();
     for (u, name, _) in &world.users {
-        out.push(format!("anonymous profile of {name}: {:?}", accounts.profile(None, *u).await));
+        out.push(format!(
+            "anonymous profile of {name}: {:?}",
+            accounts.profile(None, *u).await
+        ));
         out.push(format!(
             "anonymous profile by name {name}: {:?}",
             accounts.profile_by_username(None, name).await
         ));
-        out.push(format!("anonymous counts of {name}: {:?}", graph.counts(None, *u).await));
+        out.push(format!(
+            "anonymous counts of {name}: {:?}",
+            graph.counts(None, *u).await
+        ));
     }
     for (a, actor, _) in &world.users {
         let a = *a;
         out.push(format!("{actor} me: {:?}", accounts.me(a).await));
-        out.push(format!("{actor} sessions: {:?}", accounts.sessions(a).await));
+        out.push(format!(
+            "{actor} sessions: {:?}",
+            accounts.sessions(a).await
+        ));
         out.push(format!("{actor} unread: {:?}", chat.unread(a).await));
-        out.push(format!("{actor} conversations: {:?}", chat.conversations(a, &first).await));
+        out.push(format!(
+            "{actor} conversations: {:?}",
+            chat.conversations(a, &first).await
+        ));
         // The same list one item per page, through the cursors.
         let mut page = Page::with_limit(1);
         for i in 0..10 {
@@ -310,7 +328,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
                 None => break,
             }
         }
-        out.push(format!("{actor} blocked: {:?}", graph.blocked(a, &first).await));
+        out.push(format!(
+            "{actor} blocked: {:?}",
+            graph.blocked(a, &first).await
+        ));
         out.push(format!("{actor} muted: {:?}", graph.muted(a, &first).await));
         out.push(format!(
             "{actor} incoming: {:?}",
@@ -320,7 +341,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
             "{actor} outgoing: {:?}",
             graph.outgoing_requests(a, &first).await
         ));
-        out.push(format!("{actor} friend ids: {:?}", graph.friend_ids(a).await));
+        out.push(format!(
+            "{actor} friend ids: {:?}",
+            graph.friend_ids(a).await
+        ));
         for (u, name, _) in &world.users {
             let u = *u;
             out.push(format!(
@@ -331,7 +355,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
                 "{actor} relationship with {name}: {:?}",
                 graph.relationship(a, u).await
             ));
-            out.push(format!("{actor} counts of {name}: {:?}", graph.counts(Some(a), u).await));
+            out.push(format!(
+                "{actor} counts of {name}: {:?}",
+                graph.counts(Some(a), u).await
+            ));
             out.push(format!(
                 "{actor} friends of {name}: {:?}",
                 graph.friends(a, u, None, &first).await
@@ -351,8 +378,14 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
         }
         for c in &world.conversations {
             let c = *c;
-            out.push(format!("{actor} conversation {c}: {:?}", chat.conversation(a, c).await));
-            out.push(format!("{actor} members of {c}: {:?}", chat.members(a, c).await));
+            out.push(format!(
+                "{actor} conversation {c}: {:?}",
+                chat.conversation(a, c).await
+            ));
+            out.push(format!(
+                "{actor} members of {c}: {:?}",
+                chat.members(a, c).await
+            ));
             out.push(format!(
                 "{actor} history of {c}: {:?}",
                 chat.history(a, c, History::Latest, None).await
@@ -376,7 +409,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
         }
     }
     for (i, token) in world.tokens.iter().enumerate() {
-        out.push(format!("token {i}: {:?}", accounts.authenticate(token).await));
+        out.push(format!(
+            "token {i}: {:?}",
+            accounts.authenticate(token).await
+        ));
     }
     out
 }
@@ -394,15 +430,16 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// A SQLite deployment in `dir`, built and closed; returns its URL and what
-/// was made.
-async fn sqlite_deployment(dir: &Path) -> (String, World) {
+/// A SQLite deployment in `dir`, built and closed; returns its URL, what
+/// was made and what everyone saw before it was closed.
+async fn sqlite_deployment(dir: &Path) -> (String, World, Vec<String>) {
     let url = sqlite_url(&dir.join("kith.db"));
     let store = SqliteStore::open(&url).await.unwrap();
     let kith = kith_over(Arc::new(store.clone()));
     let world = build_world(&kith).await;
+    let seen = observe(&kith, &world).await;
     store.close().await;
-    (url, world)
+    (url, world, seen)
 }
 
 /// Runs `kith-server migrate-data` (the binary) and returns its output.
@@ -434,7 +471,7 @@ async fn row_counts(store: &PgStore) -> Vec<(&'static str, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
     let dir = tempfile::tempdir().unwrap();
-    let (from, world) = sqlite_deployment(dir.path()).await;
+    let (from, world, before) = sqlite_deployment(dir.path()).await;
     let to = kith_postgres::testing::fresh_database_url().await;
 
     // Through the binary, two rows per statement so that every table takes
@@ -450,7 +487,10 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
     .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     for table in TABLES {
         assert!(stdout.contains(table), "{table} not reported: {stdout}");
     }
@@ -467,13 +507,17 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(*table))
             .unwrap_or_else(|| panic!("no line for {table}"));
-        assert_eq!(line.split_whitespace().nth(1), Some(n.to_string().as_str()), "{line}");
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some(n.to_string().as_str()),
+            "{line}"
+        );
     }
     assert_eq!(counts[0], ("accounts", 6));
     assert!(counts.iter().all(|(_, n)| *n > 0), "{counts:?}");
 
-    // Everything every user sees is the same.
-    let before = observe(&sqlite, &world).await;
+    // Everything every user sees is the same, and the source was only read.
+    assert_same(&before, &observe(&sqlite, &world).await);
     assert_same(&before, &observe(&pg, &world).await);
 
     // Logins with the same passwords (bob's changed one) work, and only those.
@@ -486,7 +530,10 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
         }
         let session = on_pg.unwrap();
         assert_eq!(session.account, on_sqlite.unwrap().account);
-        assert_eq!(pg.accounts().authenticate(&session.token).await.unwrap(), session.session);
+        assert_eq!(
+            pg.accounts().authenticate(&session.token).await.unwrap(),
+            session.session
+        );
     }
     let old = pg.accounts().login("bob", PASSWORD).await;
     assert_eq!(
@@ -527,7 +574,11 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
     let next = send(&pg, bob, world.group, "g6", "See you there", None).await;
     assert_eq!(next.seq, group.last_seq + 1);
     assert_eq!(next.version, group.version + 2);
-    let read = pg.chat().mark_read(bob, world.group, next.seq).await.unwrap();
+    let read = pg
+        .chat()
+        .mark_read(bob, world.group, next.seq)
+        .await
+        .unwrap();
     assert_eq!(read.unread, 0);
     // New accounts get larger ids; the deleted account's name is free again.
     let newest_user = world.users.iter().map(|(id, _, _)| *id).max().unwrap();
@@ -551,13 +602,13 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
         })
         .await
         .is_err());
-    pg.graph().send_friend_request(gina.id, alice).await.unwrap();
+    pg.graph()
+        .send_friend_request(gina.id, alice)
+        .await
+        .unwrap();
     assert!(pg.graph().send_friend_request(alice, bob).await.is_err()); // already friends
     let list = pg.chat().conversations(bob, &Page::first()).await.unwrap();
     assert_eq!(list.items[0].conversation.id, world.group);
-
-    // The source was only read.
-    assert_eq!(observe(&sqlite, &world).await, before);
     sqlite_store.close().await;
     pg_store.close().await;
 }
@@ -565,7 +616,7 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_with_kith_data_is_refused_and_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let (from, world) = sqlite_deployment(dir.path()).await;
+    let (from, world, _) = sqlite_deployment(dir.path()).await;
 
     // A target someone already uses.
     let to = kith_postgres::testing::fresh_database_url().await;
@@ -599,7 +650,13 @@ async fn a_target_with_kith_data_is_refused_and_left_as_it_was() {
     let pg = kith_over(Arc::new(pg_store.clone()));
     let counts = row_counts(&pg_store).await;
     let seen = observe(&pg, &world).await;
-    let output = run_binary(vec!["--from".into(), from.clone(), "--to".into(), to.clone()]).await;
+    let output = run_binary(vec![
+        "--from".into(),
+        from.clone(),
+        "--to".into(),
+        to.clone(),
+    ])
+    .await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already holds Kith data"), "{stderr}");
@@ -615,7 +672,11 @@ async fn a_source_of_another_schema_version_is_refused() {
 
     // A Kith database one migration behind.
     let old = dir.path().join("old.db");
-    SqliteStore::open(sqlite_url(&old)).await.unwrap().close().await;
+    SqliteStore::open(sqlite_url(&old))
+        .await
+        .unwrap()
+        .close()
+        .await;
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&sqlite_url(&old))
         .await
         .unwrap();
@@ -654,7 +715,9 @@ async fn a_source_of_another_schema_version_is_refused() {
 
     // A missing file is not created.
     let missing = dir.path().join("missing.db");
-    let err = migrate_data(&sqlite_url(&missing), &to, 100).await.unwrap_err();
+    let err = migrate_data(&sqlite_url(&missing), &to, 100)
+        .await
+        .unwrap_err();
     assert!(matches!(err, MigrateError::Source(_)), "{err:?}");
     assert!(!missing.exists());
 
