@@ -646,6 +646,8 @@ async fn a_target_with_kith_data_is_refused_and_left_as_it_was() {
     let to = kith_postgres::testing::fresh_database_url().await;
     let report = migrate_data(&from, &to, 3).await.unwrap();
     assert_eq!(report.rows("accounts"), 6);
+    let reported: Vec<&str> = report.tables.iter().map(|(table, _)| *table).collect();
+    assert_eq!(reported, TABLES);
     let pg_store = PgStore::connect(&to).await.unwrap();
     let pg = kith_over(Arc::new(pg_store.clone()));
     let counts = row_counts(&pg_store).await;
