@@ -128,7 +128,7 @@ pub struct Settings {
 pub enum Command {
     /// Copy a SQLite deployment into an empty PostgreSQL database (ids,
     /// sequences, passwords and sessions included), then exit. Stop the
-    /// server first. See `kith_server::migrate`.
+    /// server first (README: "Moving from SQLite to PostgreSQL").
     MigrateData(MigrateData),
 }
 
