@@ -14,6 +14,8 @@
 //! - [`limits`]: the per-address limiter of login and registration;
 //!   [`client_ip`]: the client's address, behind trusted proxies too.
 //! - [`metrics`]: `/metrics` and the request-tracking middleware.
+//! - [`migrate`]: `kith-server migrate-data`, which copies a SQLite
+//!   deployment into an empty PostgreSQL database.
 
 pub mod app;
 pub mod client_ip;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod routes;
 pub mod settings;
 pub mod state;

@@ -1,11 +1,12 @@
 //! The `kith-server` binary: read the settings, start logging, serve until
-//! Ctrl-C or SIGTERM.
+//! Ctrl-C or SIGTERM; or, with `migrate-data`, copy a SQLite deployment into
+//! PostgreSQL and exit.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use kith_server::settings::LogFormat;
+use kith_server::settings::{Command, LogFormat, MigrateData};
 use kith_server::Settings;
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = Settings::parse();
+    let mut settings = Settings::parse();
+    if let Some(command) = settings.command.take() {
+        return match command {
+            Command::MigrateData(args) => migrate_data(args).await,
+        };
+    }
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|e| {
         eprintln!(
             "kith-server: invalid --log filter {:?} ({e}); using `info`",
@@ -71,6 +77,25 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kith-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kith-server migrate-data`: runs the copy and prints what it copied.
+async fn migrate_data(args: MigrateData) -> ExitCode {
+    match kith_server::migrate::migrate_data(&args.from, &args.to, args.batch_size).await {
+        Ok(report) => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "kith-server: copied the SQLite database into PostgreSQL (rows per table):\n{report}"
+            );
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kith-server: migrate-data: {e}");
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::client_ip::ForwardedHeader;
@@ -17,10 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// The reference server of Kith: REST and WebSocket over SQLite.
+/// The reference server of Kith: REST and WebSocket over SQLite or
+/// PostgreSQL.
+///
+/// Without a subcommand it serves, with the flags below.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "kith-server", version, about)]
 pub struct Settings {
+    /// A one-off task to run instead of serving (the server's flags are then
+    /// ignored).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -116,6 +123,31 @@ pub struct Settings {
     pub tcp_nodelay: bool,
 }
 
+/// The subcommands of `kith-server`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Copy a SQLite deployment into an empty PostgreSQL database (ids,
+    /// sequences, passwords and sessions included), then exit. Stop the
+    /// server first (README: "Moving from SQLite to PostgreSQL").
+    MigrateData(MigrateData),
+}
+
+/// The arguments of `kith-server migrate-data`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateData {
+    /// The SQLite database to copy (`sqlite://kith.db` or a path); opened
+    /// read-only.
+    #[arg(long)]
+    pub from: String,
+    /// The PostgreSQL database to fill (`postgres://user:password@host/db`).
+    /// It must hold no Kith data; its schema is created if missing.
+    #[arg(long)]
+    pub to: String,
+    /// Rows per INSERT statement.
+    #[arg(long, default_value_t = crate::migrate::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+}
+
 /// An address or a CIDR block (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`).
 fn parse_net(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
@@ -203,5 +235,29 @@ mod tests {
         assert!(t.trusted_proxies.is_empty());
         assert_eq!(t.forwarded_header, ForwardedHeader::XForwardedFor);
         assert!(t.tcp_nodelay);
+        assert!(t.command.is_none());
+    }
+
+    #[test]
+    fn migrate_data_is_a_subcommand() {
+        let s = Settings::from_args([
+            "kith-server",
+            "migrate-data",
+            "--from",
+            "sqlite://kith.db",
+            "--to",
+            "postgres://kith@localhost/kith",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        match s.command {
+            Some(Command::MigrateData(m)) => {
+                assert_eq!(m.from, "sqlite://kith.db");
+                assert_eq!(m.to, "postgres://kith@localhost/kith");
+                assert_eq!(m.batch_size, crate::migrate::DEFAULT_BATCH_SIZE);
+            }
+            None => panic!("no subcommand"),
+        }
+        // Both ends are required.
+        assert!(Settings::from_args(["kith-server", "migrate-data", "--from", "a.db"]).is_err());
     }
 }
