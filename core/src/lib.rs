@@ -61,9 +61,10 @@ pub mod testkit;
 
 pub use accounts::{Accounts, ChangePassword, NewAccount, NewUser, ProfilePatch};
 pub use chat::{
-    Change, ChangeSet, Chat, Conversation, ConversationKind, ConversationSummary, DirectMessages,
-    History, HistoryPage, Member, MemberRole, Message, MessageReaction, NewGroup, NewMessage,
-    ReactionKind, ReadState, SendRate, UnreadCounts, UnreadEntry,
+    Change, ChangeKind, ChangeRecord, ChangeSet, Chat, Conversation, ConversationKind,
+    ConversationSummary, DirectMessages, History, HistoryPage, Member, MemberRole, Message,
+    MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendRate, UnreadCounts,
+    UnreadEntry,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};

@@ -19,8 +19,8 @@
 use async_trait::async_trait;
 
 use crate::chat::{
-    Change, Conversation, ConversationSummary, Member, MemberRole, Message, ReactionKind,
-    UnreadCounts,
+    Change, ChangeRecord, Conversation, ConversationSummary, Member, MemberRole, Message,
+    ReactionKind, UnreadCounts,
 };
 use crate::clock::Timestamp;
 use crate::error::Result;
@@ -511,6 +511,22 @@ pub trait ChatStore: Send + Sync {
     /// The unread counts of `user` over the conversations they are a current
     /// member of.
     async fn unread_counts(&self, user: UserId) -> Result<UnreadCounts>;
+
+    /// The change-log entries of the conversation with versions above
+    /// `since`, in version order, at most `limit` of them. Every versioned
+    /// write above logs its version in its own transaction: `message_created`
+    /// (actor the sender, subject the message), `message_edited` and
+    /// `message_deleted` (the sender, the message), `reaction_changed` (the
+    /// reacting user, the message), `members_added` (`by`, no subject),
+    /// `member_removed` (`by`, or the member who left; the member),
+    /// `member_role_changed` (`by`, the member), `conversation_renamed`
+    /// (`by`, no subject).
+    async fn change_log(
+        &self,
+        id: ConversationId,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>>;
 
     /// The changes with versions in `(since, until]`, in version order, each
     /// in its current state: messages whose latest change is in the range,

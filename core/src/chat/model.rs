@@ -293,3 +293,75 @@ pub struct ChangeSet {
     /// Whether more changes follow `until`.
     pub more: bool,
 }
+
+/// What a conversation's version changed, as its change-log entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A message was sent (`subject`: the message).
+    MessageCreated,
+    /// A message was edited (`subject`: the message).
+    MessageEdited,
+    /// A message was deleted (`subject`: the message).
+    MessageDeleted,
+    /// A reaction was set or removed (`subject`: the message).
+    ReactionChanged,
+    /// Members were added (no `subject`: they share the version).
+    MembersAdded,
+    /// A member left or was removed (`subject`: the member).
+    MemberRemoved,
+    /// A member's role changed (`subject`: the member).
+    MemberRoleChanged,
+    /// The group was renamed (no `subject`).
+    ConversationRenamed,
+}
+
+impl ChangeKind {
+    /// Every kind.
+    pub const ALL: [ChangeKind; 8] = [
+        ChangeKind::MessageCreated,
+        ChangeKind::MessageEdited,
+        ChangeKind::MessageDeleted,
+        ChangeKind::ReactionChanged,
+        ChangeKind::MembersAdded,
+        ChangeKind::MemberRemoved,
+        ChangeKind::MemberRoleChanged,
+        ChangeKind::ConversationRenamed,
+    ];
+
+    /// The kind's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::MessageCreated => "message_created",
+            ChangeKind::MessageEdited => "message_edited",
+            ChangeKind::MessageDeleted => "message_deleted",
+            ChangeKind::ReactionChanged => "reaction_changed",
+            ChangeKind::MembersAdded => "members_added",
+            ChangeKind::MemberRemoved => "member_removed",
+            ChangeKind::MemberRoleChanged => "member_role_changed",
+            ChangeKind::ConversationRenamed => "conversation_renamed",
+        }
+    }
+
+    /// The kind named `name`, as stored.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// One entry of a conversation's change log: what its version changed, who
+/// did it and to what. Written in the same transaction as the change, so
+/// the log has exactly one entry per version (from the version the log was
+/// introduced on), in order: a writer that missed some changes replays them
+/// from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The version.
+    pub version: u64,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// Who changed it.
+    pub actor: UserId,
+    /// The message or member it changed, if one.
+    pub subject: Option<u64>,
+}

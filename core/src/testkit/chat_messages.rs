@@ -608,3 +608,98 @@ pub async fn changes_since_rejects_bad_since_and_limit(f: Fixture) {
     let none = chat.changes_since(b, id, 2, None).await.unwrap();
     assert!(none.changes.is_empty() && !none.more && none.until == 2);
 }
+
+/// Every change to a conversation writes one change-log entry at its version, saying what changed, who did it and to what; changes that change nothing write none.
+pub async fn every_version_has_one_change_log_entry(f: Fixture) {
+    use crate::{ChangeKind as K, ChangeRecord};
+    let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
+    let chat = f.kith.chat();
+    let team = chat
+        .create_group(
+            alice.id,
+            crate::NewGroup {
+                title: "Team".into(),
+                members: vec![bob.id],
+            },
+        )
+        .await
+        .unwrap();
+    let id = team.id;
+    let send = |user: UserId, client_id: &str| {
+        chat.send(
+            user,
+            id,
+            NewMessage {
+                client_id: client_id.into(),
+                body: "hi".into(),
+                reply_to: None,
+            },
+        )
+    };
+    let m1 = send(alice.id, "l1").await.unwrap();
+    let m2 = send(bob.id, "l2").await.unwrap();
+    chat.edit(alice.id, id, m1.id, "hello").await.unwrap();
+    let like = Some(ReactionKind::Like);
+    chat.react(bob.id, id, m1.id, like).await.unwrap();
+    chat.react(bob.id, id, m1.id, like).await.unwrap();
+    chat.delete(bob.id, id, m2.id).await.unwrap();
+    chat.delete(bob.id, id, m2.id).await.unwrap();
+    chat.add_members(alice.id, id, &[carol.id]).await.unwrap();
+    chat.set_role(alice.id, id, carol.id, MemberRole::Admin)
+        .await
+        .unwrap();
+    chat.rename(alice.id, id, "Crew").await.unwrap();
+    chat.remove_member(carol.id, id, bob.id).await.unwrap();
+    // Sends stored together, as one batch.
+    let batch: Vec<_> = (0..5)
+        .map(|i| {
+            send(
+                if i % 2 == 0 { alice.id } else { carol.id },
+                &format!("b{i}"),
+            )
+        })
+        .collect();
+    let batch: Vec<Message> = futures::future::join_all(batch)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let log = f.kith.storage().change_log(id, 0, 100).await.unwrap();
+    let entry = |version, kind, actor: &Account, subject: Option<u64>| ChangeRecord {
+        version,
+        kind,
+        actor: actor.id,
+        subject,
+    };
+    let mut expected = vec![
+        entry(1, K::MessageCreated, &alice, Some(m1.id.get())),
+        entry(2, K::MessageCreated, &bob, Some(m2.id.get())),
+        entry(3, K::MessageEdited, &alice, Some(m1.id.get())),
+        entry(4, K::ReactionChanged, &bob, Some(m1.id.get())),
+        entry(5, K::MessageDeleted, &bob, Some(m2.id.get())),
+        entry(6, K::MembersAdded, &alice, None),
+        entry(7, K::MemberRoleChanged, &alice, Some(carol.id.get())),
+        entry(8, K::ConversationRenamed, &alice, None),
+        entry(9, K::MemberRemoved, &carol, Some(bob.id.get())),
+    ];
+    for message in &batch {
+        let sender = if message.sender == alice.id {
+            &alice
+        } else {
+            &carol
+        };
+        expected.push(entry(
+            message.version,
+            K::MessageCreated,
+            sender,
+            Some(message.id.get()),
+        ));
+    }
+    expected.sort_by_key(|e| e.version);
+    assert_eq!(log, expected);
+    let version = chat.conversation(alice.id, id).await.unwrap().version;
+    assert_eq!(version, 14);
+    // Paged by version.
+    let after = f.kith.storage().change_log(id, 8, 2).await.unwrap();
+    assert_eq!(after, expected[8..10].to_vec());
+}

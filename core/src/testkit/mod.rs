@@ -621,6 +621,7 @@ macro_rules! __conformance_cases {
                 rename_rejects_bad_titles,
             }
             chat_messages {
+                every_version_has_one_change_log_entry,
                 send_assigns_gap_free_seqs_and_tells_every_member,
                 send_with_a_used_client_id_returns_the_first_message,
                 client_id_reused_in_another_conversation_is_a_conflict,

@@ -68,7 +68,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// Kith's tables, parents before children: the order they are copied in.
 /// `node_leases` is not among them: leases belong to the servers running on
 /// a database, not to its data.
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 12] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -80,6 +80,7 @@ pub const TABLES: [&str; 11] = [
     "conversation_members",
     "messages",
     "message_reactions",
+    "conversation_changes",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -234,6 +235,10 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
         tables.push((
             "message_reactions",
             message_reactions(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push((
+            "conversation_changes",
+            conversation_changes(&mut snapshot, &mut tx, batch).await?,
         ));
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
@@ -560,6 +565,14 @@ copy_table!(message_reactions, "message_reactions", order by "message_id, user_i
     kind: String => "text",
 });
 
+copy_table!(conversation_changes, "conversation_changes", order by "conversation_id, version", {
+    conversation_id: i64 => "bigint",
+    version: i64 => "bigint",
+    kind: String => "text",
+    actor: i64 => "bigint",
+    subject: Option<i64> => "bigint",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,8 +590,8 @@ mod tests {
         let postgres: Vec<i64> = POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect();
         // 3 adds `node_leases`, which is not copied: leases belong to the
         // servers running on a database, not to its data.
-        assert_eq!(sqlite, [1, 2, 3], "kith-sqlite has a new migration");
-        assert_eq!(postgres, [1, 2, 3], "kith-postgres has a new migration");
+        assert_eq!(sqlite, [1, 2, 3, 4], "kith-sqlite has a new migration");
+        assert_eq!(postgres, [1, 2, 3, 4], "kith-postgres has a new migration");
     }
 
     #[tokio::test]

@@ -406,6 +406,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
                 "{actor} changes of {c} since 3, 2: {:?}",
                 chat.changes_since(a, c, 3, Some(2)).await
             ));
+            out.push(format!(
+                "change log of {c}: {:?}",
+                kith.storage().change_log(c, 0, 500).await
+            ));
         }
     }
     for (i, token) in world.tokens.iter().enumerate() {

@@ -231,6 +231,7 @@ pub(super) async fn add_members(
             format!("a group has at most {max_members} members"),
         ));
     }
+    log_change(&mut tx, id, version, ChangeKind::MembersAdded, by, None).await?;
     tx.commit().await.map_err(db)?;
     Ok(raw_count(version))
 }
@@ -267,6 +268,17 @@ pub(super) async fn remove_member(
         return Ok(None);
     }
     let promoted = promote_if_no_admin(&mut tx, id, version).await?;
+    let actor = by.unwrap_or(user);
+    let subject = Some(sql_id(user.get()));
+    log_change(
+        &mut tx,
+        id,
+        version,
+        ChangeKind::MemberRemoved,
+        actor,
+        subject,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(Removed {
         version: raw_count(version),
@@ -307,6 +319,16 @@ pub(super) async fn set_role(
         // Dropping the transaction rolls it back, version included.
         return Err(Error::invalid("role", "a group needs at least one admin"));
     }
+    let subject = Some(sql_id(user.get()));
+    log_change(
+        &mut tx,
+        id,
+        version,
+        ChangeKind::MemberRoleChanged,
+        by,
+        subject,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(raw_count(version)))
 }
@@ -333,6 +355,15 @@ pub(super) async fn rename(
     .map_err(db)?;
     let version = version.ok_or(Error::NotFound(Entity::Conversation))?;
     require_admin(&mut tx, id, by).await?;
+    log_change(
+        &mut tx,
+        id,
+        version,
+        ChangeKind::ConversationRenamed,
+        by,
+        None,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(raw_count(version))
 }

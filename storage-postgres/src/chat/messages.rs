@@ -86,6 +86,7 @@ pub(super) async fn edit_message(
         // Dropping the transaction rolls the version back.
         return Ok(None);
     };
+    log_message_change(&mut tx, message, ChangeKind::MessageEdited).await?;
     tx.commit().await.map_err(db)?;
     row.try_into().map(Some)
 }
@@ -125,6 +126,7 @@ pub(super) async fn delete_message(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+    log_message_change(&mut tx, message, ChangeKind::MessageDeleted).await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(Updated {
         message: Message {
@@ -188,6 +190,16 @@ pub(super) async fn set_reaction(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+    let subject = Some(sql_id(message.get()));
+    log_change(
+        &mut tx,
+        id,
+        version,
+        ChangeKind::ReactionChanged,
+        user,
+        subject,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     if let Some(i) = mine {
         current.reactions.remove(i);

@@ -212,3 +212,36 @@ pub(super) async fn changes(
     changes.sort_by_key(Change::version);
     Ok(changes)
 }
+
+/// A conversation's change-log entries after a version, in version order
+/// (the primary key).
+pub(super) const CHANGE_LOG: &str = "\
+    SELECT version, kind, actor, subject FROM conversation_changes \
+    WHERE conversation_id = $1 AND version > $2 ORDER BY version LIMIT $3";
+
+/// [`ChatStore::change_log`].
+pub(super) async fn change_log(
+    store: &PgStore,
+    id: ConversationId,
+    since: u64,
+    limit: u32,
+) -> Result<Vec<ChangeRecord>> {
+    let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(CHANGE_LOG)
+        .bind(sql_id(id.get()))
+        .bind(sql_count(since))
+        .bind(sql_limit(limit))
+        .fetch_all(store.read())
+        .await
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(version, kind, actor, subject)| {
+            Ok(ChangeRecord {
+                version: raw_count(version),
+                kind: ChangeKind::parse(&kind)
+                    .ok_or_else(|| Error::storage(format!("unknown change kind {kind:?}")))?,
+                actor: UserId::new(raw_id(actor)),
+                subject: subject.map(raw_id),
+            })
+        })
+        .collect()
+}

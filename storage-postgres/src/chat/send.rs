@@ -134,6 +134,7 @@ pub(super) async fn append_in(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    log_message_change(conn, message.id, ChangeKind::MessageCreated).await?;
     Ok(Appended::Created(Message {
         id: message.id,
         conversation_id: message.conversation_id,
@@ -183,6 +184,14 @@ pub(super) const INSERT_MESSAGES: &str = "\
         (id, conversation_id, seq, version, sender_id, client_id, body, reply_to, created_at) \
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
         $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])";
+
+/// The change-log entries of the messages [`INSERT_MESSAGES`] inserts:
+/// arrays of conversations, versions, senders and message ids.
+pub(super) const LOG_MESSAGES: &str = "\
+    INSERT INTO conversation_changes (conversation_id, version, kind, actor, subject) \
+    SELECT k.conversation_id, k.version, 'message_created', k.sender_id, k.id \
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+        AS k (conversation_id, version, sender_id, id)";
 
 /// Sets the counters of the conversations of the arrays `$1` (ids), `$2`
 /// (`last_seq`), `$3` (`version`) and `$4` (`last_activity`).
@@ -374,6 +383,14 @@ async fn append_many(
     if inserts.id.is_empty() {
         return Ok(outcomes);
     }
+    sqlx::query(LOG_MESSAGES)
+        .bind(&inserts.conversation)
+        .bind(&inserts.version)
+        .bind(&inserts.sender)
+        .bind(&inserts.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     sqlx::query(INSERT_MESSAGES)
         .bind(inserts.id)
         .bind(inserts.conversation)

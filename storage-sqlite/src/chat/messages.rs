@@ -84,6 +84,7 @@ pub(super) async fn edit_message(
     .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
+    log_message_change(&mut tx, message, ChangeKind::MessageEdited).await?;
     tx.commit().await.map_err(db)?;
     row.try_into().map(Some)
 }
@@ -120,6 +121,7 @@ pub(super) async fn delete_message(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+    log_message_change(&mut tx, message, ChangeKind::MessageDeleted).await?;
     tx.commit().await.map_err(db)?;
     Ok(Some(Updated {
         message: Message {
@@ -180,6 +182,16 @@ pub(super) async fn set_reaction(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+    let subject = Some(sql_id(message.get()));
+    log_change(
+        &mut tx,
+        id,
+        version,
+        ChangeKind::ReactionChanged,
+        user,
+        subject,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     if let Some(i) = mine {
         current.reactions.remove(i);

@@ -22,10 +22,10 @@
 use async_trait::async_trait;
 use kith_core::page::{ActivityKey, Window};
 use kith_core::{
-    Appended, Change, ChatStore, Clash, Conversation, ConversationId, ConversationKind,
-    ConversationSummary, Denied, Entity, Error, Member, MemberRole, Message, MessageId,
-    MessageReaction, NewMessageRecord, ReactionKind, Removed, Result, SeqRange, Timestamp,
-    UnreadCounts, UnreadEntry, Updated, UserId,
+    Appended, Change, ChangeKind, ChangeRecord, ChatStore, Clash, Conversation, ConversationId,
+    ConversationKind, ConversationSummary, Denied, Entity, Error, Member, MemberRole, Message,
+    MessageId, MessageReaction, NewMessageRecord, ReactionKind, Removed, Result, SeqRange,
+    Timestamp, UnreadCounts, UnreadEntry, Updated, UserId,
 };
 use sqlx::SqliteConnection;
 
@@ -91,6 +91,49 @@ async fn next_version_if(
         .fetch_optional(conn)
         .await
         .map_err(db)
+}
+
+/// Inside a write transaction: the change-log entry of `version`.
+async fn log_change(
+    conn: &mut SqliteConnection,
+    id: ConversationId,
+    version: i64,
+    kind: ChangeKind,
+    actor: UserId,
+    subject: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO conversation_changes (conversation_id, version, kind, actor, subject) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(sql_id(id.get()))
+    .bind(version)
+    .bind(kind.as_str())
+    .bind(sql_id(actor.get()))
+    .bind(subject)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db)
+}
+
+/// Inside a write transaction: the change-log entry of a message's latest
+/// version, by its sender.
+async fn log_message_change(
+    conn: &mut SqliteConnection,
+    message: MessageId,
+    kind: ChangeKind,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO conversation_changes (conversation_id, version, kind, actor, subject) \
+         SELECT conversation_id, version, ?2, sender_id, id FROM messages WHERE id = ?1",
+    )
+    .bind(sql_id(message.get()))
+    .bind(kind.as_str())
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db)
 }
 
 #[async_trait]
@@ -245,6 +288,15 @@ impl ChatStore for SqliteStore {
 
     /// As the trait says. The three kinds of change are read in one read
     /// transaction, so they come from one snapshot of the conversation.
+    async fn change_log(
+        &self,
+        id: ConversationId,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        read::change_log(self, id, since, limit).await
+    }
+
     async fn changes(&self, id: ConversationId, since: u64, until: u64) -> Result<Vec<Change>> {
         read::changes(self, id, since, until).await
     }
@@ -282,6 +334,7 @@ mod tests {
             SELECT_MEMBERS,
             SELECT_MEMBER,
             MEMBERSHIP_VERSION,
+            CHANGE_LOG,
             BUMP,
             BUMP_IF_MEMBER,
             BUMP_IF_LIVE_MESSAGE,

@@ -67,6 +67,7 @@ pub(crate) async fn append(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
+    log_message_change(conn, message.id, ChangeKind::MessageCreated).await?;
     Ok(Appended::Created(Message {
         id: message.id,
         conversation_id: message.conversation_id,
@@ -113,6 +114,12 @@ pub(super) const INSERT_MESSAGES: &str = "\
         (id, conversation_id, seq, version, sender_id, client_id, body, reply_to, created_at) \
     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
         value ->> 6, value ->> 7, value ->> 8 \
+    FROM json_each(?1)";
+
+/// The change-log entries of the messages [`INSERT_MESSAGES`] inserts.
+pub(super) const LOG_MESSAGES: &str = "\
+    INSERT INTO conversation_changes (conversation_id, version, kind, actor, subject) \
+    SELECT value ->> 1, value ->> 3, 'message_created', value ->> 4, value ->> 0 \
     FROM json_each(?1)";
 
 /// Sets the counters of the JSON array `?1` of
@@ -263,11 +270,14 @@ pub(crate) async fn append_many(
     if inserts.is_empty() {
         return Ok(outcomes);
     }
-    sqlx::query(INSERT_MESSAGES)
-        .bind(json(&serde_json::Value::Array(inserts)))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    let inserts = json(&serde_json::Value::Array(inserts));
+    for sql in [INSERT_MESSAGES, LOG_MESSAGES] {
+        sqlx::query(sql)
+            .bind(&inserts)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
     let counters: Vec<(i64, i64, i64, i64)> = touched
         .iter()
         .filter_map(|c| {
