@@ -165,7 +165,7 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
          ORDER BY name",
@@ -178,6 +178,7 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
         [
             "accounts",
             "blocks",
+            "conversation_changes",
             "conversation_members",
             "conversations",
             "follows",
