@@ -198,7 +198,7 @@ enum Database {
     /// A database created for the run on a PostgreSQL server given with
     /// `--database-url`: connect as `admin` and drop `name`.
     Postgres {
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
         name: String,
     },
     /// A database on the throwaway server of `--postgres`, which goes away
@@ -261,7 +261,10 @@ async fn fresh_postgres(args: &Args) -> Result<(String, Database), Failure> {
     drop(conn);
     Ok((
         with_database(url, &name)?,
-        Database::Postgres { admin, name },
+        Database::Postgres {
+            admin: Box::new(admin),
+            name,
+        },
     ))
 }
 
