@@ -1,11 +1,26 @@
-//! The storage path: Kith over a kith-sqlite **file** database in a
-//! temporary directory (WAL, `synchronous=FULL`), driven through
-//! [`kith_core::Kith`] without a send rate limit.
+//! The storage path on both backends, driven through [`kith_core::Kith`]
+//! without a send rate limit:
+//! - **SQLite** (groups `append` and `read`): a kith-sqlite **file**
+//!   database in a temporary directory (WAL, `synchronous=FULL`).
+//! - **PostgreSQL** (groups `pg_append` and `pg_read`): a kith-postgres
+//!   store (a pool of [`kith_postgres::DEFAULT_MAX_CONNECTIONS`], as
+//!   `PgStore::connect` and kith-server open) over a database of its own on
+//!   a throwaway local server started for the run with durable settings
+//!   (`kith_postgres::testing::durable_server`: `fsync`,
+//!   `synchronous_commit` and `full_page_writes` on; unix socket in a
+//!   temporary directory; run as the `postgres` user when we are root;
+//!   stopped when the bench exits). The settings are printed at start.
+//!
+//! `KITH_BENCH_BACKENDS` (default `sqlite,pg`) selects the backends.
 //!
 //! - `append/1_sender`: one sender, one `chat().send` after the other.
 //! - `append/100_conversations/batch_N`: 100 senders at once, each in a group
-//!   of its own; `N` is the store's append batch limit (1 switches group
-//!   commit off, so both figures come from the same run).
+//!   of its own, each waiting for its ack before its next send; `N` is the
+//!   SQLite store's append batch limit (1 switches its group commit off, so
+//!   both figures come from the same run); on PostgreSQL, the store's group
+//!   commit limit across calls (`PgStore::set_group_commit_limit`; 1, off,
+//!   is its default: one transaction per `append_messages` call). Every
+//!   concurrent PostgreSQL workload runs with both limits.
 //! - `append/100_conversations_8_in_flight`: the same 100 senders, each
 //!   making 8 sends at once and waiting for their acks before the next 8
 //!   (the store's default batch limit).
@@ -14,8 +29,10 @@
 //!   lane and publication.
 //! - `append/1_group_100_senders/batch_N`: 100 senders at once in one group
 //!   of 100 (Kith stores the sends waiting in a conversation as one batch,
-//!   one `append_messages` call; with `N` = 1 the store still commits each
-//!   on its own).
+//!   one `append_messages` call; with `N` = 1 the SQLite store still commits
+//!   each on its own).
+//! - `append/1_group_100_senders_8_in_flight`: the same, each sender with 8
+//!   sends in flight.
 //! - `read/history_latest_50_of_10k`: the newest 50 of 10,000 messages.
 //! - `read/unread_1k_conversations`: unread counts of a user in 1,000
 //!   conversations, every one with an unread message.
@@ -32,8 +49,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kith_core::{
     Appended, Argon2Hasher, ChatStore, Config, ConversationId, History, Kith, MessageId, NewGroup,
-    NewMessage, NewMessageRecord, NewUser, Page, Timestamp, UserId,
+    NewMessage, NewMessageRecord, NewUser, Page, Storage, Timestamp, UserId,
 };
+use kith_postgres::{PgPoolOptions, PgStore, DEFAULT_MAX_CONNECTIONS};
 use kith_sqlite::{SqliteStore, DEFAULT_APPEND_BATCH};
 use tokio::runtime::Runtime;
 
@@ -65,23 +83,125 @@ fn runtime() -> Runtime {
         .expect("a tokio runtime")
 }
 
-/// A Kith over a fresh file database; the directory lives as long as it.
+/// The backends benchmarked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backends `KITH_BENCH_BACKENDS` names (default: both).
+    fn selected() -> Vec<Backend> {
+        let names = std::env::var("KITH_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,pg".into());
+        let mut backends = Vec::new();
+        for name in names.split(',').map(str::trim) {
+            match name {
+                "sqlite" => backends.push(Backend::Sqlite),
+                "pg" | "postgres" => backends.push(Backend::Postgres),
+                "" => {}
+                other => panic!("KITH_BENCH_BACKENDS: unknown backend {other:?} (sqlite, pg)"),
+            }
+        }
+        backends
+    }
+
+    /// The prefix of this backend's criterion groups.
+    fn prefix(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "pg_",
+        }
+    }
+}
+
+/// The store under a bench.
+#[derive(Clone)]
+enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    fn storage(&self) -> Arc<dyn Storage> {
+        match self {
+            Store::Sqlite(s) => Arc::new(s.clone()),
+            Store::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    async fn append_message(&self, record: &NewMessageRecord) -> kith_core::Result<Appended> {
+        match self {
+            Store::Sqlite(s) => s.append_message(record).await,
+            Store::Postgres(s) => s.append_message(record).await,
+        }
+    }
+
+    /// Sets SQLite's append batch limit, or PostgreSQL's group commit
+    /// limit (1: off).
+    fn set_append_batch_limit(&self, limit: usize) {
+        match self {
+            Store::Sqlite(s) => s.set_append_batch_limit(limit),
+            Store::Postgres(s) => s.set_group_commit_limit(limit),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Starts the durable PostgreSQL server (once) and prints its settings.
+fn announce_postgres() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let server = kith_postgres::testing::durable_server();
+        let settings: Vec<String> = server
+            .settings()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!(
+            "PostgreSQL (durable, pool of {DEFAULT_MAX_CONNECTIONS}): {}",
+            settings.join(" ")
+        );
+    });
+}
+
+/// A Kith over a fresh database (SQLite: a file in a temporary directory
+/// that lives as long as it; PostgreSQL: a database of its own on the
+/// durable server).
 struct Env {
     kith: Kith,
-    store: SqliteStore,
-    _dir: tempfile::TempDir,
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Env {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("kith.db");
-        let store = SqliteStore::open(path.to_str().expect("a UTF-8 path"))
-            .await
-            .expect("the database opens");
+    async fn new(backend: Backend) -> Self {
+        let (store, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let path = dir.path().join("kith.db");
+                let store = SqliteStore::open(path.to_str().expect("a UTF-8 path"))
+                    .await
+                    .expect("the database opens");
+                (Store::Sqlite(store), Some(dir))
+            }
+            Backend::Postgres => {
+                announce_postgres();
+                let store = kith_postgres::testing::durable_server()
+                    .fresh_store_with(PgPoolOptions::new().max_connections(DEFAULT_MAX_CONNECTIONS))
+                    .await;
+                (Store::Postgres(store), None)
+            }
+        };
         let mut config = Config::default();
         config.send_rate = None;
-        let kith = Kith::builder(Arc::new(store.clone()))
+        let kith = Kith::builder(store.storage())
             .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
             .config(config)
             .build();
@@ -224,15 +344,36 @@ async fn flood_store(
 }
 
 fn append(c: &mut Criterion) {
+    for backend in Backend::selected() {
+        append_on(c, backend);
+    }
+}
+
+fn append_on(c: &mut Criterion, backend: Backend) {
     let rt = runtime();
-    let mut group = c.benchmark_group("append");
+    let mut group = c.benchmark_group(format!("{}append", backend.prefix()));
     group.measurement_time(Duration::from_secs(5));
     group.warm_up_time(Duration::from_secs(1));
     group.sample_size(10);
+    // The batch limits a workload runs with: SQLite's append batch limit,
+    // PostgreSQL's group commit limit (`PgStore::set_group_commit_limit`;
+    // 1, its default, is off). `None`: the default limit, without a suffix
+    // (SQLite's workloads that had one figure keep their names).
+    let limits = |sqlite_loops: bool| -> Vec<Option<usize>> {
+        if backend == Backend::Sqlite && !sqlite_loops {
+            vec![None]
+        } else {
+            BATCH_LIMITS.iter().copied().map(Some).collect()
+        }
+    };
+    let named = |base: &str, batch: Option<usize>| match batch {
+        Some(n) => format!("{base}/batch_{n}"),
+        None => base.to_string(),
+    };
 
     // One sender, one message after the other.
     let (env, alice, notes) = rt.block_on(async {
-        let env = Env::new().await;
+        let env = Env::new(backend).await;
         let alice = env.users("solo", 1).await[0];
         let notes = env.group(alice, Vec::new()).await;
         (env, alice, notes)
@@ -253,7 +394,7 @@ fn append(c: &mut Criterion) {
 
     // 100 senders, each in a conversation of its own.
     let (env, own) = rt.block_on(async {
-        let env = Env::new().await;
+        let env = Env::new(backend).await;
         let users = env.users("own", SENDERS).await;
         let mut own = Vec::with_capacity(SENDERS);
         for &user in &users {
@@ -262,65 +403,90 @@ fn append(c: &mut Criterion) {
         (Arc::new(env), own)
     });
     group.throughput(Throughput::Elements(SENDERS as u64));
-    for batch in BATCH_LIMITS {
-        env.store.set_append_batch_limit(batch);
-        group.bench_function(format!("100_conversations/batch_{batch}"), |b| {
+    for batch in limits(true) {
+        env.store
+            .set_append_batch_limit(batch.unwrap_or(DEFAULT_APPEND_BATCH));
+        group.bench_function(named("100_conversations", batch), |b| {
             b.iter_custom(|iters| rt.block_on(flood(&env, &own, iters)));
         });
     }
 
     // The same 100 senders, each with 8 sends in flight (bursts of 8).
-    env.store.set_append_batch_limit(DEFAULT_APPEND_BATCH);
     group.throughput(Throughput::Elements(SENDERS as u64 * 8));
-    group.bench_function("100_conversations_8_in_flight", |b| {
-        b.iter_custom(|iters| rt.block_on(flood_in_bursts(&env, &own, iters * 8, 8)));
-    });
+    for batch in limits(false) {
+        env.store
+            .set_append_batch_limit(batch.unwrap_or(DEFAULT_APPEND_BATCH));
+        group.bench_function(named("100_conversations_8_in_flight", batch), |b| {
+            b.iter_custom(|iters| rt.block_on(flood_in_bursts(&env, &own, iters * 8, 8)));
+        });
+    }
     group.throughput(Throughput::Elements(SENDERS as u64));
 
     // The same through the store alone (`ChatStore::append_message`), without
     // Kith's checks, lane and publication: the ceiling of the storage layer.
     let store_senders: Vec<(UserId, ConversationId)> = own.clone();
-    for batch in BATCH_LIMITS {
-        env.store.set_append_batch_limit(batch);
-        group.bench_function(format!("store_100_conversations/batch_{batch}"), |b| {
+    for batch in limits(true) {
+        env.store
+            .set_append_batch_limit(batch.unwrap_or(DEFAULT_APPEND_BATCH));
+        group.bench_function(named("store_100_conversations", batch), |b| {
             b.iter_custom(|iters| rt.block_on(flood_store(&env, &store_senders, iters)));
         });
     }
+    rt.block_on(env.store.close());
     drop(env);
 
     // 100 senders in one shared group.
     let (env, shared) = rt.block_on(async {
-        let env = Env::new().await;
+        let env = Env::new(backend).await;
         let users = env.users("shared", SENDERS).await;
         let group = env.group(users[0], users.clone()).await;
         let shared: Vec<_> = users.into_iter().map(|u| (u, group)).collect();
         (Arc::new(env), shared)
     });
-    for batch in BATCH_LIMITS {
-        env.store.set_append_batch_limit(batch);
-        group.bench_function(format!("1_group_100_senders/batch_{batch}"), |b| {
+    group.throughput(Throughput::Elements(SENDERS as u64));
+    for batch in limits(true) {
+        env.store
+            .set_append_batch_limit(batch.unwrap_or(DEFAULT_APPEND_BATCH));
+        group.bench_function(named("1_group_100_senders", batch), |b| {
             b.iter_custom(|iters| rt.block_on(flood(&env, &shared, iters)));
         });
     }
+
+    // The same 100 senders, each with 8 sends in flight.
+    group.throughput(Throughput::Elements(SENDERS as u64 * 8));
+    for batch in limits(false) {
+        env.store
+            .set_append_batch_limit(batch.unwrap_or(DEFAULT_APPEND_BATCH));
+        group.bench_function(named("1_group_100_senders_8_in_flight", batch), |b| {
+            b.iter_custom(|iters| rt.block_on(flood_in_bursts(&env, &shared, iters * 8, 8)));
+        });
+    }
+    rt.block_on(env.store.close());
     drop(env);
     group.finish();
 }
 
 fn reads(c: &mut Criterion) {
+    for backend in Backend::selected() {
+        reads_on(c, backend);
+    }
+}
+
+fn reads_on(c: &mut Criterion, backend: Backend) {
     let rt = runtime();
-    let mut group = c.benchmark_group("read");
+    let mut group = c.benchmark_group(format!("{}read", backend.prefix()));
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
 
-    // A conversation of 10,000 messages.
+    // A conversation of 10,000 messages, sent 100 at a time (stored in
+    // order, as batches).
     let (env, reader, long) = rt.block_on(async {
-        let env = Env::new().await;
+        let env = Env::new(backend).await;
         let users = env.users("history", 2).await;
         let long = env.group(users[0], vec![users[1]]).await;
         let seeding = Instant::now();
-        for _ in 0..HISTORY_MESSAGES {
-            env.send(users[1], long).await;
-        }
+        let env = Arc::new(env);
+        flood_in_bursts(&env, &[(users[1], long)], HISTORY_MESSAGES as u64, 100).await;
         eprintln!(
             "seeded {HISTORY_MESSAGES} messages in {:.1?}",
             seeding.elapsed()
@@ -339,11 +505,12 @@ fn reads(c: &mut Criterion) {
             page
         });
     });
+    rt.block_on(env.store.close());
     drop(env);
 
     // A user in 1,000 conversations, each with one message from someone else.
     let (env, user) = rt.block_on(async {
-        let env = Arc::new(Env::new().await);
+        let env = Arc::new(Env::new(backend).await);
         let users = env.users("busy", 2).await;
         let (user, other) = (users[0], users[1]);
         let seeding = Instant::now();

@@ -5,7 +5,8 @@
 //! - `benches/hub.rs` (criterion): the cost per recipient of delivering one
 //!   event to 10,000 connected recipients through [`kith_ws::Hub`], and the
 //!   heap allocations it makes (counted with [`CountingAlloc`]).
-//! - `benches/storage.rs` (criterion): kith-sqlite through `Kith`: message
+//! - `benches/storage.rs` (criterion): kith-sqlite and kith-postgres (on a
+//!   throwaway durable local server) through `Kith`: message
 //!   appends from 1 and from 100 concurrent senders (with and without group
 //!   commit), a history page, unread counts, the conversation list.
 //! - `src/bin/ws-idle-memory.rs`: the server-side memory of idle

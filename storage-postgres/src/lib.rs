@@ -212,6 +212,8 @@ impl From<Error> for kith_core::Error {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The queue of grouped appends (see [`PgStore::set_group_commit_limit`]).
+    appender: std::sync::Arc<chat::group::Appender>,
 }
 
 impl PgStore {
@@ -252,7 +254,24 @@ impl PgStore {
         // Closing it is a courtesy to the server; the schema is in place.
         let _ = first.close().await;
         let pool = pool.connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            appender: std::sync::Arc::default(),
+        })
+    }
+
+    /// Sets group commit of appends across calls, for this store and every
+    /// clone of it: with `limit` above 1, the appends of concurrent
+    /// `append_message` / `append_messages` calls (so of different
+    /// conversations) wait in a queue, and up to four writer tasks each take
+    /// every call waiting, whole, up to `limit` messages (at least one
+    /// call), and store them in **one** transaction with one commit, instead
+    /// of one transaction per call. Each message keeps the outcome it would
+    /// have had alone, and a call returns only once the transaction holding
+    /// its messages committed; if that transaction fails, every call in it
+    /// gets the error. 0 or 1 (the default) turns it off.
+    pub fn set_group_commit_limit(&self, limit: usize) {
+        self.appender.set_limit(limit);
     }
 
     /// The pool of connections, for an application's own queries

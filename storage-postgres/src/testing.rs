@@ -27,6 +27,15 @@
 //! Behind the cargo feature `testing`, for the tests of this crate and of
 //! the crates that run Kith on PostgreSQL (kith-server's). It panics on
 //! any failure: it is test code.
+//!
+//! ## A durable server, for benchmarks
+//! [`durable_server`] starts a second throwaway server the same way, but
+//! with PostgreSQL's durable defaults ([`Durability::Durable`]: `fsync`,
+//! `synchronous_commit` and `full_page_writes` on, autovacuum on, `initdb`
+//! syncing its files), so that a commit waits for its WAL flush as in
+//! production. [`Server::settings`] lists the settings a server was started
+//! with, for benchmark reports; [`Server::fresh_store_with`] and
+//! [`Server::fresh_database_url`] give fresh databases on either server.
 
 #![allow(dead_code)]
 
@@ -52,8 +61,52 @@ const INSTALL_HINT: &str = "the kith-postgres tests start a throwaway PostgreSQL
     and need its binaries (initdb, postgres, pg_isready): install PostgreSQL (Debian/Ubuntu: \
     `apt-get install postgresql`) or set KITH_PG_BINDIR to the directory that holds them";
 
-/// The running server.
+/// How durable a throwaway server's commits are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off, autovacuum
+    /// off: for tests, whose data is thrown away ([`server`]).
+    Off,
+    /// PostgreSQL's defaults: `fsync=on`, `synchronous_commit=on`,
+    /// `full_page_writes=on`, autovacuum on; a commit returns once its WAL
+    /// record is flushed to disk. For benchmarks ([`durable_server`]).
+    Durable,
+}
+
+impl Durability {
+    /// The `-c name=value` settings given to `postgres` for this
+    /// durability, besides the common ones of [`COMMON_SETTINGS`].
+    fn settings(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Durability::Off => &[
+                ("fsync", "off"),
+                ("synchronous_commit", "off"),
+                ("full_page_writes", "off"),
+                ("autovacuum", "off"),
+            ],
+            Durability::Durable => &[
+                ("fsync", "on"),
+                ("synchronous_commit", "on"),
+                ("full_page_writes", "on"),
+                ("autovacuum", "on"),
+            ],
+        }
+    }
+}
+
+/// The settings of every throwaway server: only a unix socket, room for
+/// many small pools, no parallel query workers.
+const COMMON_SETTINGS: &[(&str, &str)] = &[
+    ("listen_addresses", ""),
+    ("max_connections", "300"),
+    ("dynamic_shared_memory_type", "mmap"),
+    ("max_parallel_workers_per_gather", "0"),
+];
+
+/// A running throwaway server.
 pub struct Server {
+    /// How durable its commits are.
+    durability: Durability,
     /// Holds the socket and the data directory (`data/`).
     dir: PathBuf,
     /// Its stdin (a pipe from us) closes when this process exits, which
@@ -68,6 +121,62 @@ pub struct Server {
 }
 
 impl Server {
+    /// How durable this server's commits are.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Every `-c name=value` setting the server was started with (the rest
+    /// are PostgreSQL's defaults).
+    pub fn settings(&self) -> Vec<(&'static str, &'static str)> {
+        let mut all = COMMON_SETTINGS.to_vec();
+        all.extend_from_slice(self.durability.settings());
+        all
+    }
+
+    /// A store over a fresh, migrated, empty database of its own on this
+    /// server, with the pool `pool`; the database is dropped when the
+    /// calling runtime shuts down.
+    pub async fn fresh_store_with(&'static self, pool: PgPoolOptions) -> PgStore {
+        let name = self.fresh_database().await;
+        PgStore::connect_with(self.options(&name), pool)
+            .await
+            .unwrap_or_else(|e| panic!("opening database {name}: {e}"))
+    }
+
+    /// A fresh, migrated, empty database of its own on this server as a
+    /// `postgres://` URL (for a server started with `--database-url`),
+    /// dropped when the calling runtime shuts down.
+    pub async fn fresh_database_url(&'static self) -> String {
+        let name = self.fresh_database().await;
+        let socket_dir = self.dir.to_string_lossy().into_owned();
+        format!("postgres://postgres@localhost:{PORT}/{name}?host={socket_dir}")
+    }
+
+    /// Creates a database from the template; returns its name. It is
+    /// dropped when the calling runtime shuts down.
+    async fn fresh_database(&'static self) -> String {
+        let name = format!("case_{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let mut admin = self
+            .options("postgres")
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test server: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+        admin.close().await.ok();
+        // Drop the database when the runtime shuts down: this task never
+        // finishes, so it is dropped then, and with it the guard.
+        let guard = DropDatabase(self, name.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        name
+    }
+
     /// Connection options for `database` as the superuser.
     pub fn options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
@@ -78,79 +187,60 @@ impl Server {
     }
 }
 
-/// The server of this test binary, started on first use.
+/// The server of this test binary ([`Durability::Off`]), started on
+/// first use.
 pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        // Started on a thread of its own: the caller may be inside a
-        // runtime, and setting up the template needs one of its own.
-        std::thread::spawn(start)
-            .join()
-            .unwrap_or_else(|_| panic!("starting PostgreSQL for the tests failed (see above)"))
-    })
+    SERVER.get_or_init(|| spawn_start(Durability::Off))
 }
 
-/// A store over a fresh, migrated, empty database of its own, dropped when
-/// the calling runtime shuts down.
+/// The durable server of this process ([`Durability::Durable`]), for
+/// benchmarks, started on first use; a different server from [`server`]'s.
+pub fn durable_server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| spawn_start(Durability::Durable))
+}
+
+/// Starts a server on a thread of its own: the caller may be inside a
+/// runtime, and setting up the template needs one of its own.
+fn spawn_start(durability: Durability) -> Server {
+    std::thread::spawn(move || start(durability))
+        .join()
+        .unwrap_or_else(|_| panic!("starting PostgreSQL for the tests failed (see above)"))
+}
+
+/// A store over a fresh, migrated, empty database of its own on [`server`]
+/// (a pool of at most four connections), dropped when the calling runtime
+/// shuts down.
 pub async fn fresh_store() -> PgStore {
-    let name = fresh_database().await;
-    PgStore::connect_with(
-        server().options(&name),
-        PgPoolOptions::new().max_connections(POOL_SIZE),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("opening database {name}: {e}"))
+    server()
+        .fresh_store_with(PgPoolOptions::new().max_connections(POOL_SIZE))
+        .await
 }
 
-/// A fresh, migrated, empty database of its own as a `postgres://` URL
-/// (for a server started with `--database-url`), dropped when the calling
-/// runtime shuts down.
+/// A fresh, migrated, empty database of its own on [`server`] as a
+/// `postgres://` URL (for a server started with `--database-url`),
+/// dropped when the calling runtime shuts down.
 pub async fn fresh_database_url() -> String {
-    let name = fresh_database().await;
-    let socket_dir = server().dir.to_string_lossy().into_owned();
-    format!("postgres://postgres@localhost:{PORT}/{name}?host={socket_dir}")
+    server().fresh_database_url().await
 }
 
-/// Creates a database from the template; returns its name. It is dropped
-/// when the calling runtime shuts down.
-async fn fresh_database() -> String {
-    let server = server();
-    let name = format!("case_{}", server.next.fetch_add(1, Ordering::Relaxed));
-    let mut admin = server
-        .options("postgres")
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test server: {e}"));
-    sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-    admin.close().await.ok();
-    // Drop the database when the runtime shuts down: this task never
-    // finishes, so it is dropped then, and with it the guard.
-    let guard = DropDatabase(name.clone());
-    tokio::spawn(async move {
-        let _guard = guard;
-        std::future::pending::<()>().await;
-    });
-    name
-}
-
-/// Drops its database (through the dropper thread) when dropped.
-struct DropDatabase(String);
+/// Drops its database (through its server's dropper thread) when dropped.
+struct DropDatabase(&'static Server, String);
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        let sender = server()
+        let sender = self
+            .0
             .dropper
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // The dropper only stops with the process.
-        let _ = sender.send(std::mem::take(&mut self.0));
+        let _ = sender.send(std::mem::take(&mut self.1));
     }
 }
 
-fn start() -> Server {
+fn start(durability: Durability) -> Server {
     let bindir = bindir();
     let dir = tempfile::Builder::new()
         .prefix("kith-pg-")
@@ -169,16 +259,8 @@ fn start() -> Server {
     let initdb = run_as(owner, Command::new(bindir.join("initdb")), &dir)
         .arg("-D")
         .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ])
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        .args((durability == Durability::Off).then_some("--no-sync"))
         .output()
         .unwrap_or_else(|e| panic!("running initdb: {e}; {INSTALL_HINT}"));
     assert!(
@@ -198,24 +280,12 @@ fn start() -> Server {
         .arg("-k")
         .arg(&dir)
         .args(["-p", &PORT.to_string()])
-        .args([
-            "-c",
-            "listen_addresses=",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "dynamic_shared_memory_type=mmap",
-            "-c",
-            "max_parallel_workers_per_gather=0",
-            "-c",
-            "autovacuum=off",
-        ])
+        .args(
+            COMMON_SETTINGS
+                .iter()
+                .chain(durability.settings())
+                .flat_map(|(name, value)| ["-c".to_string(), format!("{name}={value}")]),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -224,6 +294,7 @@ fn start() -> Server {
     wait_ready(&bindir, &dir, &mut postgres);
     let (dropper, names) = mpsc::channel();
     let server = Server {
+        durability,
         dir,
         _watchdog: Mutex::new(watchdog),
         _postgres: Mutex::new(postgres),

@@ -61,6 +61,7 @@ macro_rules! select_messages {
 
 // After the macros, which the modules use.
 mod conversations;
+pub(crate) mod group;
 mod messages;
 mod read;
 mod send;

@@ -442,11 +442,27 @@ async fn append_many(
     Ok(outcomes)
 }
 
-/// [`ChatStore::append_message`]: one transaction.
+/// [`ChatStore::append_message`]: one transaction of its own, or queued
+/// for a grouped one (`group.rs`) when group commit is on.
 pub(super) async fn append_message(
     store: &PgStore,
     message: &NewMessageRecord,
 ) -> Result<Appended> {
+    if store.appender.limit().is_none() {
+        return append_one(store, message).await;
+    }
+    group::append_grouped(store, std::slice::from_ref(message))
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(Error::storage(
+                "the store answered no outcome for an append",
+            ))
+        })
+}
+
+/// One append in one transaction.
+async fn append_one(store: &PgStore, message: &NewMessageRecord) -> Result<Appended> {
     // A retry needs no transaction: a stored message never goes away.
     if let Some(existing) = by_client_id(store.read(), message.sender, &message.client_id).await? {
         return Ok(Appended::Existing(existing));
@@ -466,16 +482,32 @@ pub(super) async fn append_message(
     }
 }
 
-/// [`ChatStore::append_messages`]: the whole batch in one transaction,
-/// set-based; replayed one message at a time, each in a savepoint, if a
-/// statement of the set-based path fails.
+/// [`ChatStore::append_messages`]: the whole batch in one transaction of
+/// its own, or queued for a grouped one (`group.rs`) when group commit is
+/// on.
 pub(super) async fn append_messages(
+    store: &PgStore,
+    messages: &[NewMessageRecord],
+) -> Result<Vec<Result<Appended>>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    if store.appender.limit().is_none() {
+        return append_batch(store, messages).await;
+    }
+    group::append_grouped(store, messages).await
+}
+
+/// A batch (possibly across conversations) in one transaction, set-based;
+/// replayed one message at a time, each in a savepoint, if a statement of
+/// the set-based path fails.
+pub(super) async fn append_batch(
     store: &PgStore,
     messages: &[NewMessageRecord],
 ) -> Result<Vec<Result<Appended>>> {
     match messages {
         [] => return Ok(Vec::new()),
-        [one] => return Ok(vec![append_message(store, one).await]),
+        [one] => return Ok(vec![append_one(store, one).await]),
         _ => {}
     }
     let mut tx = store.begin().await?;

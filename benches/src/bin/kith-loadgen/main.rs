@@ -1,8 +1,9 @@
 //! `kith-loadgen`: the end-to-end WebSocket load generator of Kith.
 //!
 //! It seeds C users and one group conversation (all of them plus a
-//! publisher) directly through kith-core into a fresh SQLite file, starts
-//! `kith-server` on that file as a child process, connects C authenticated
+//! publisher) directly through kith-core into a fresh SQLite file (or a
+//! fresh PostgreSQL database, with `--database-url postgres://...` or
+//! `--postgres`), starts `kith-server` on that database as a child process, connects C authenticated
 //! WebSockets, and has a publisher connection send M messages of 100 bytes
 //! into the group. Every receiving client records the receive time of every
 //! `message_created` frame; the publisher records the send times. It then
@@ -51,7 +52,8 @@ type Ws = WebSocketStream<TcpStream>;
 /// baseline.
 ///
 /// Seeds C users and one group (the C users plus a publisher) directly
-/// through kith-core into a fresh SQLite file, starts `kith-server` (found
+/// through kith-core into a fresh SQLite file (or, with `--database-url` or
+/// `--postgres`, a fresh PostgreSQL database), starts `kith-server` (found
 /// next to this executable) on it with `--no-rate-limits` on a free
 /// 127.0.0.1 port, connects C authenticated WebSockets (each sends `resume`
 /// and waits for `unread`), then one publisher sends M messages of
@@ -71,6 +73,8 @@ type Ws = WebSocketStream<TcpStream>;
 ///   kith-loadgen --mode rate --rate 10 -m 600       # latency at 10 msg/s for 60 s
 ///   kith-loadgen --mode light -c 200 -m 150         # latency at 5 msg/s, groups of 5
 ///   kith-loadgen --mode light --server-arg=--tcp-nodelay=false   # the same without TCP_NODELAY
+///   kith-loadgen --postgres                         # the same on PostgreSQL (throwaway durable server)
+///   kith-loadgen --database-url postgres://kith@localhost/postgres   # on that server, a fresh database per run
 ///   kith-loadgen --connect-only -c 10000            # connects+auths/s, RSS per connection
 ///   kith-loadgen --seed-only kith.db --tokens t.txt # seed a database for --target
 ///   kith-loadgen --target ws://127.0.0.1:8080/api/v1/ws --tokens t.txt --server-pid PID
@@ -147,6 +151,20 @@ struct Args {
     /// The file is deleted after the run.
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Run kith-server on PostgreSQL, on the server of this `postgres://`
+    /// URL: each run creates a fresh database `kith_loadgen_PID_N` there
+    /// (through a connection to the URL's database, so the role needs
+    /// CREATEDB), seeds it through kith-postgres, starts kith-server with
+    /// the URL of that database and drops it after the run.
+    #[arg(long, conflicts_with_all = ["postgres", "seed_only"])]
+    database_url: Option<String>,
+    /// Run kith-server on PostgreSQL, on a throwaway local server started
+    /// for this invocation with durable settings (`fsync`,
+    /// `synchronous_commit`, `full_page_writes` on; unix socket only; see
+    /// `kith_postgres::testing::durable_server`), a fresh database per run.
+    /// Needs PostgreSQL's server binaries.
+    #[arg(long, conflicts_with = "seed_only")]
+    postgres: bool,
     /// An argument passed to kith-server as is (repeatable), for instance
     /// `--server-arg=--tcp-nodelay=false`.
     #[arg(long, allow_hyphen_values = true)]
@@ -180,6 +198,21 @@ impl Args {
             Mode::Light => 5.0,
             _ => 10.0,
         })
+    }
+
+    /// Whether kith-server runs on PostgreSQL (`--database-url` or
+    /// `--postgres`).
+    fn postgres(&self) -> bool {
+        self.postgres || self.database_url.is_some()
+    }
+
+    /// The backend's name, for the reports.
+    fn backend(&self) -> &'static str {
+        if self.postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
     }
 
     /// Members per group (besides the publisher): all clients in one group
@@ -244,6 +277,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         "body_bytes": args.body_bytes,
         "concurrency": args.concurrency,
         "server_args": args.server_arg,
+        "backend": args.backend(),
     });
     let mut ratios = Vec::new();
     for repeat in 1..=args.repeats.max(1) {

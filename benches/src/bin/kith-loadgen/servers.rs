@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kith_core::{Config, Kith, NewGroup, NewUser, UserId};
+use kith_core::{Config, Kith, NewGroup, NewUser, Storage, UserId};
+use kith_postgres::{PgConnectOptions, PgStore};
 use kith_sqlite::SqliteStore;
+use sqlx::ConnectOptions;
 
 use crate::{Args, Failure};
 
@@ -51,16 +53,54 @@ impl Seeded {
 
 /// Creates `clients` users with sessions (and, with `group_size`, a
 /// publisher and groups of that many clients plus the publisher) in the
-/// SQLite file `db`, through kith-core.
-async fn seed(db: &Path, clients: usize, group_size: Option<usize>) -> Result<Seeded, Failure> {
+/// database `url` (`sqlite://` or `postgres://`), through kith-core and the
+/// backend kith-server opens for that URL.
+async fn seed(url: &str, clients: usize, group_size: Option<usize>) -> Result<Seeded, Failure> {
     let started = Instant::now();
-    let store = SqliteStore::open(db.to_string_lossy()).await?;
+    let (storage, closer): (Arc<dyn Storage>, Closer) = if is_postgres(url) {
+        let store = PgStore::connect(url).await?;
+        (Arc::new(store.clone()), Closer::Postgres(store))
+    } else {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        let store = SqliteStore::open(path).await?;
+        (Arc::new(store.clone()), Closer::Sqlite(store))
+    };
+    let seeded = seed_into(storage, clients, group_size).await;
+    match closer {
+        Closer::Sqlite(store) => store.close().await,
+        Closer::Postgres(store) => store.close().await,
+    }
+    let seeded = seeded?;
+    eprintln!(
+        "seeded {clients} users and {} groups in {:.1} s",
+        seeded.conversations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(seeded)
+}
+
+/// The store [`seed`] closes when it is done.
+enum Closer {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Whether `url` names a PostgreSQL database (as kith-server decides).
+fn is_postgres(url: &str) -> bool {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("postgres" | "postgresql"))
+}
+
+/// [`seed`] into an open store.
+async fn seed_into(
+    storage: Arc<dyn Storage>,
+    clients: usize,
+    group_size: Option<usize>,
+) -> Result<Seeded, Failure> {
     let mut config = Config::default();
     config.send_rate = None;
     config.max_group_members = config.max_group_members.max(clients + 1);
-    let kith = Kith::builder(Arc::new(store.clone()))
-        .config(config)
-        .build();
+    let kith = Kith::builder(storage).config(config).build();
     let make = |name: String| {
         let kith = kith.clone();
         async move {
@@ -99,12 +139,6 @@ async fn seed(db: &Path, clients: usize, group_size: Option<usize>) -> Result<Se
             conversations.push(group.id.to_string());
         }
     }
-    store.close().await;
-    eprintln!(
-        "seeded {clients} users and {} groups in {:.1} s",
-        conversations.len(),
-        started.elapsed().as_secs_f64()
-    );
     Ok(Seeded {
         conversations,
         publisher,
@@ -115,7 +149,8 @@ async fn seed(db: &Path, clients: usize, group_size: Option<usize>) -> Result<Se
 
 /// `--seed-only`: seeds one group of every client and writes the tokens file.
 pub async fn seed_only(args: &Args, db: &Path) -> Result<(), Failure> {
-    let seeded = seed(db, args.clients, Some(args.clients)).await?;
+    let url = format!("sqlite://{}", db.display());
+    let seeded = seed(&url, args.clients, Some(args.clients)).await?;
     let path = args.tokens.as_ref().ok_or("--tokens is required")?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "{}", seeded.conversations.join(" "))?;
@@ -153,7 +188,22 @@ pub struct Server {
     /// Its process, for CPU time and RSS.
     pub pid: Option<u32>,
     child: Option<Child>,
-    db: Option<PathBuf>,
+    db: Option<Database>,
+}
+
+/// The database of a run, removed when its server is dropped.
+enum Database {
+    /// A SQLite file (with its `-wal` and `-shm`).
+    Sqlite(PathBuf),
+    /// A database created for the run on a PostgreSQL server given with
+    /// `--database-url`: connect as `admin` and drop `name`.
+    Postgres {
+        admin: Box<PgConnectOptions>,
+        name: String,
+    },
+    /// A database on the throwaway server of `--postgres`, which goes away
+    /// with this process.
+    Throwaway,
 }
 
 impl Drop for Server {
@@ -162,10 +212,73 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(db) = &self.db {
-            drop_db(db);
+        match self.db.take() {
+            Some(Database::Sqlite(db)) => drop_db(&db),
+            Some(Database::Postgres { admin, name }) => {
+                // Drop runs inside the runtime: a thread of its own, with a
+                // runtime of its own, for the async driver.
+                let dropped = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async move {
+                        let mut conn = admin.connect().await?;
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await?;
+                        Ok::<(), Failure>(())
+                    })
+                })
+                .join();
+                if let Ok(Err(e)) = dropped {
+                    eprintln!("dropping the run's PostgreSQL database: {e}");
+                }
+            }
+            Some(Database::Throwaway) | None => {}
         }
     }
+}
+
+/// A fresh, empty database for one run on PostgreSQL: on the server of
+/// `--database-url` (a new database `kith_loadgen_PID_N`, created through
+/// a connection to the URL's database), or on the throwaway durable server
+/// of `--postgres`. Returns its URL and what removes it.
+async fn fresh_postgres(args: &Args) -> Result<(String, Database), Failure> {
+    let Some(url) = &args.database_url else {
+        let url = kith_postgres::testing::durable_server()
+            .fresh_database_url()
+            .await;
+        return Ok((url, Database::Throwaway));
+    };
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("kith_loadgen_{}_{n}", std::process::id());
+    let admin: PgConnectOptions = url.parse()?;
+    let mut conn = admin.connect().await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    Ok((
+        with_database(url, &name)?,
+        Database::Postgres {
+            admin: Box::new(admin),
+            name,
+        },
+    ))
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> Result<String, Failure> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("--database-url: not a postgres:// URL")?;
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    Ok(format!("{scheme}://{authority}/{name}{query}"))
 }
 
 fn free_port() -> Result<u16, Failure> {
@@ -211,18 +324,26 @@ async fn wait_ready(addr: SocketAddr, http: bool, child: &mut Child) -> Result<(
 /// Seeds a fresh database (with groups, unless `group` is false) and starts
 /// kith-server on it.
 pub async fn start_kith(args: &Args, group: bool) -> Result<(Server, Seeded), Failure> {
-    let dir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
-    let db = dir.join(format!("kith-loadgen-{}.db", std::process::id()));
     let mut server = Server {
         name: "kith",
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         url: String::new(),
         pid: None,
         child: None,
-        db: Some(db.clone()),
+        db: None,
     };
-    drop_db(&db);
-    let seeded = seed(&db, args.clients, group.then(|| args.group_size())).await?;
+    let url = if args.postgres() {
+        let (url, db) = fresh_postgres(args).await?;
+        server.db = Some(db);
+        url
+    } else {
+        let dir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
+        let db = dir.join(format!("kith-loadgen-{}.db", std::process::id()));
+        drop_db(&db);
+        server.db = Some(Database::Sqlite(db.clone()));
+        format!("sqlite://{}", db.display())
+    };
+    let seeded = seed(&url, args.clients, group.then(|| args.group_size())).await?;
     let bin = match &args.server_bin {
         Some(bin) => bin.clone(),
         None => sibling_exe("kith-server")?,
@@ -242,7 +363,7 @@ pub async fn start_kith(args: &Args, group: bool) -> Result<(Server, Seeded), Fa
             "--listen",
             &server.addr.to_string(),
             "--database-url",
-            &format!("sqlite://{}", db.display()),
+            &url,
             "--no-rate-limits",
             "--log",
             &args.server_log,
