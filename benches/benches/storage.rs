@@ -330,6 +330,7 @@ async fn flood_store(
                         body: "x".repeat(100),
                         reply_to: None,
                         created_at: Timestamp::from_millis(1_767_225_600_000 + n as i64),
+                        rate: None,
                     };
                     let appended = env.store.append_message(&record).await;
                     assert!(matches!(appended, Ok(Appended::Created(_))));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::accounts::Accounts;
-use crate::chat::{Chat, DirectMessages, Lanes, RateLimiter, SendRate};
+use crate::chat::{Chat, DirectMessages, Lanes, SendRate};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
@@ -19,7 +19,8 @@ use crate::storage::Storage;
 pub struct Config {
     /// Who may open direct conversations: anyone (default) or friends only.
     pub direct_messages: DirectMessages,
-    /// The per-user send rate limit; `None` switches it off.
+    /// The per-user send rate limit; `None` switches it off. Storage keeps
+    /// the buckets, so it holds across every writer of a storage.
     pub send_rate: Option<SendRate>,
     /// The largest group, creator included (default 10,000).
     pub max_group_members: usize,
@@ -58,7 +59,6 @@ pub(crate) struct Inner {
     pub config: Config,
     pub lanes: Arc<Lanes>,
     pub spawner: Option<Arc<dyn Spawner>>,
-    pub rate: RateLimiter,
 }
 
 impl Inner {
@@ -212,7 +212,6 @@ impl KithBuilder {
                 config: self.config,
                 lanes: Arc::default(),
                 spawner: self.spawner,
-                rate: RateLimiter::default(),
             }),
         }
     }

@@ -63,8 +63,8 @@ pub use accounts::{Accounts, ChangePassword, NewAccount, NewUser, ProfilePatch};
 pub use chat::{
     Change, ChangeKind, ChangeRecord, ChangeSet, Chat, Conversation, ConversationKind,
     ConversationSummary, DirectMessages, History, HistoryPage, Member, MemberRole, Message,
-    MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendRate, UnreadCounts,
-    UnreadEntry,
+    MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendBucket, SendRate,
+    UnreadCounts, UnreadEntry,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};

@@ -286,6 +286,10 @@ pub struct NewMessageRecord {
     pub reply_to: Option<MessageId>,
     /// When it is sent.
     pub created_at: Timestamp,
+    /// The send rate the sender is held to, if any: storing the message
+    /// takes a token from the sender's stored bucket with
+    /// [`SendRate::take`](crate::SendRate::take) at `created_at`.
+    pub rate: Option<crate::SendRate>,
 }
 
 /// What [`ChatStore::append_message`] did.
@@ -420,10 +424,18 @@ pub trait ChatStore: Send + Sync {
     /// `last_seq`, `version` and `last_activity` (to `created_at`) and the
     /// sender's `last_read_seq` to the new `seq`.
     ///
+    /// With `message.rate`, storing a new message (not an existing one)
+    /// also takes a token from the sender's bucket, kept by the backend and
+    /// read and written in the same transaction with
+    /// [`SendRate::take`](crate::SendRate::take) at `created_at`, so the rate
+    /// holds across every writer of the storage.
+    ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound)
     /// ([`Entity::Conversation`](crate::Entity::Conversation)) if the sender
-    /// is not a current member; nothing is stored then.
+    /// is not a current member; [`Error::RateLimited`](crate::Error::RateLimited)
+    /// if the bucket is empty, with the time until it is not. Nothing is
+    /// stored (nor taken from the bucket) then.
     async fn append_message(&self, message: &NewMessageRecord) -> Result<Appended>;
 
     /// Appends `messages` in order, each with the outcome

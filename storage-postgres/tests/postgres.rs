@@ -78,6 +78,7 @@ fn message(
         body: format!("message {id}"),
         reply_to: None,
         created_at: AT,
+        rate: None,
     }
 }
 

@@ -165,7 +165,10 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        applied,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
          ORDER BY name",
@@ -188,6 +191,7 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             "messages",
             "mutes",
             "node_leases",
+            "send_buckets",
             "sessions"
         ]
     );
@@ -868,6 +872,7 @@ fn new_message(
         body: format!("message {id}"),
         reply_to: reply_to.map(kith_core::MessageId::new),
         created_at: Timestamp::from_millis(1_000 + id as i64),
+        rate: None,
     }
 }
 

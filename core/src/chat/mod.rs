@@ -24,8 +24,7 @@ mod send;
 
 pub(crate) use lanes::Lanes;
 pub use model::*;
-pub(crate) use rate::RateLimiter;
-pub use rate::SendRate;
+pub use rate::{SendBucket, SendRate};
 
 use std::sync::Arc;
 

@@ -111,9 +111,9 @@ impl Chat<'_> {
         let mut records = Vec::with_capacity(batch.len());
         for send in batch {
             match self.admit(id, &roster, &send).await {
-                Ok((record, charged)) => {
+                Ok(record) => {
                     records.push(record);
-                    accepted.push((send, charged));
+                    accepted.push(send);
                 }
                 Err(e) => {
                     let _ = send.reply.send(Err(e));
@@ -126,7 +126,7 @@ impl Chat<'_> {
         let outcomes = match self.kith.storage.append_messages(&records).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                for (send, _) in accepted {
+                for send in accepted {
                     let _ = send.reply.send(Err(e.duplicate()));
                 }
                 return;
@@ -135,16 +135,13 @@ impl Chat<'_> {
         let mut outcomes = outcomes.into_iter();
         let mut created = Vec::with_capacity(accepted.len());
         let mut answers = Vec::with_capacity(accepted.len());
-        for (send, charged) in accepted {
+        for send in accepted {
             let outcome = match outcomes.next() {
                 None => Err(Error::storage(
                     "the store answered fewer appends than asked",
                 )),
                 Some(Err(e)) => Err(e),
                 Some(Ok(Appended::Existing(message))) if message.conversation_id == id => {
-                    if charged {
-                        self.refund(message.sender);
-                    }
                     Ok(message)
                 }
                 Some(Ok(Appended::Existing(_))) => Err(Error::Conflict(Clash::ClientIdReused)),
@@ -166,13 +163,6 @@ impl Chat<'_> {
         for (reply, outcome) in answers {
             // A caller that went away does not listen any more.
             let _ = reply.send(outcome);
-        }
-    }
-
-    /// Gives back the send-rate token of a send that stored nothing.
-    fn refund(&self, sender: UserId) {
-        if let Some(rate) = self.kith.config.send_rate {
-            self.kith.rate.refund(rate, sender);
         }
     }
 
@@ -203,13 +193,15 @@ impl Chat<'_> {
     }
 
     /// Checks one send of a batch against the conversation and the rules,
-    /// and prepares its record; says whether it took a send-rate token.
+    /// and prepares its record. The send rate is taken by storage, in the
+    /// transaction that stores the message (a retry of a stored message
+    /// takes nothing).
     async fn admit(
         &self,
         id: ConversationId,
         roster: &Roster,
         send: &QueuedSend,
-    ) -> Result<(NewMessageRecord, bool)> {
+    ) -> Result<NewMessageRecord> {
         let actor = send.actor;
         if !roster.members.contains(&actor) {
             return Err(Error::NotFound(Entity::Conversation));
@@ -228,23 +220,6 @@ impl Chat<'_> {
                 ));
             }
         }
-        let mut charged = false;
-        if let Some(rate) = self.kith.config.send_rate {
-            charged = true;
-            if let Err(limited) = self.kith.rate.take(rate, actor, self.kith.clock.now()) {
-                charged = false;
-                // A retry of a stored message is answered with it (the
-                // append finds it) and costs nothing, even at the limit.
-                let stored = self
-                    .kith
-                    .storage
-                    .message_by_client_id(actor, &input.client_id)
-                    .await?;
-                if stored.is_none() {
-                    return Err(limited);
-                }
-            }
-        }
         let record = NewMessageRecord {
             id: MessageId::new(self.kith.ids.next_id()),
             conversation_id: id,
@@ -253,7 +228,8 @@ impl Chat<'_> {
             body: input.body.clone(),
             reply_to: input.reply_to,
             created_at: self.kith.clock.now(),
+            rate: self.kith.config.send_rate,
         };
-        Ok((record, charged))
+        Ok(record)
     }
 }

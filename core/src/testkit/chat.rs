@@ -902,6 +902,87 @@ pub async fn a_batch_runs_to_the_end_when_the_future_that_took_it_is_dropped(f: 
     assert_eq!(published, stored);
 }
 
+/// The store takes each new message's token from its sender's stored bucket, in the transaction that stores it: in a batch, one by one, and across calls; a retry of a stored message takes nothing.
+pub async fn append_takes_the_senders_rate_from_the_stored_bucket(f: Fixture) {
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let store = f.kith.storage();
+    let rate = Some(SendRate {
+        burst: 2,
+        per_second: 1,
+    });
+    let at = f.clock.now();
+    let record = |id: u64, sender: UserId, client_id: &str, ms: i64| NewMessageRecord {
+        id: MessageId::new(id),
+        conversation_id: team.id,
+        sender,
+        client_id: client_id.into(),
+        body: format!("body {id}"),
+        reply_to: None,
+        created_at: Timestamp::from_millis(at.as_millis() + ms),
+        rate,
+    };
+    let outcomes = store
+        .append_messages(&[
+            record(9_001, alice.id, "r-1", 0),
+            record(9_002, alice.id, "r-2", 0),
+            record(9_003, alice.id, "r-1", 0),
+            record(9_004, alice.id, "r-3", 0),
+            record(9_005, bob.id, "r-1", 0),
+        ])
+        .await
+        .unwrap();
+    let kinds: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(Appended::Created(m)) => format!("created {}", m.seq),
+            Ok(Appended::Existing(m)) => format!("existing {}", m.seq),
+            Err(e) => format!("{e:?}"),
+        })
+        .collect();
+    let limited = format!(
+        "{:?}",
+        crate::Error::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        kinds,
+        [
+            "created 1",
+            "created 2",
+            "existing 1",
+            limited.as_str(),
+            "created 3"
+        ]
+    );
+    // Another call sees the same bucket: still empty half a second later...
+    let later = store
+        .append_message(&record(9_006, alice.id, "r-3", 500))
+        .await;
+    assert!(
+        matches!(later, Err(crate::Error::RateLimited { .. })),
+        "{later:?}"
+    );
+    // ...and a retry of a stored message still takes nothing.
+    let retry = store
+        .append_message(&record(9_007, alice.id, "r-2", 500))
+        .await;
+    assert!(matches!(retry, Ok(Appended::Existing(_))), "{retry:?}");
+    // A second after the burst one token is back.
+    let refilled = store
+        .append_message(&record(9_008, alice.id, "r-3", 1_000))
+        .await;
+    assert!(matches!(refilled, Ok(Appended::Created(_))), "{refilled:?}");
+    let again = store
+        .append_message(&record(9_009, alice.id, "r-4", 1_000))
+        .await;
+    assert!(
+        matches!(again, Err(crate::Error::RateLimited { .. })),
+        "{again:?}"
+    );
+}
+
 /// The store's `append_messages` gives each message the outcome it would have had alone at its place in the sequence.
 pub async fn append_messages_gives_each_message_its_own_outcome(f: Fixture) {
     let [alice, bob, mallory] = f.users(["alice", "bob", "mallory"]).await;
@@ -916,6 +997,7 @@ pub async fn append_messages_gives_each_message_its_own_outcome(f: Fixture) {
             body: format!("body {id}"),
             reply_to: reply_to.map(MessageId::new),
             created_at: at,
+            rate: None,
         };
     let records = [
         record(9_001, alice.id, "c-1", None),

@@ -535,6 +535,7 @@ macro_rules! __conformance_cases {
                 the_last_admins_leaving_through_two_writers_leave_an_admin,
                 two_admins_stepping_down_through_two_writers_keep_an_admin,
                 members_added_through_two_writers_never_exceed_the_size_limit,
+                a_users_send_rate_holds_across_two_writers,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,
@@ -597,6 +598,7 @@ macro_rules! __conformance_cases {
                 a_send_dropped_before_it_runs_is_withdrawn,
                 a_batch_runs_to_the_end_when_the_future_that_took_it_is_dropped,
                 append_messages_gives_each_message_its_own_outcome,
+                append_takes_the_senders_rate_from_the_stored_bucket,
             }
             chat_groups {
                 create_group_makes_the_creator_admin_and_tells_every_member,

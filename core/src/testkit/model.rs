@@ -686,14 +686,6 @@ impl Model {
         Ok(())
     }
 
-    /// Gives back the token a retry took (as `RateLimiter::refund`).
-    fn refund_token(&mut self, a: usize) {
-        let capacity = u64::from(RATE.burst) * 1000;
-        if let Some(bucket) = self.buckets.get_mut(&a) {
-            bucket.0 = (bucket.0 + 1000).min(capacity);
-        }
-    }
-
     fn apply(&mut self, op: &Op, real: &Outcome) -> Result<Vec<Delivery>, String> {
         let (expected, deliveries) = self.step(op, real)?;
         if &expected != real {
@@ -1211,21 +1203,15 @@ impl Model {
             },
         };
         let client_id = format!("c{client}");
-        let stored = self.client_ids.get(&(a, client_id.clone())).copied();
-        // A retry of a stored message passes the rate limit and costs
-        // nothing; a client id of another conversation is charged.
-        let charged = match (self.take_token(a), stored) {
-            (Err(key), None) => return fail(&key),
-            (limited, _) => limited.is_ok(),
-        };
-        if let Some((cj, mj)) = stored {
+        // A stored client id is answered without taking from the rate.
+        if let Some(&(cj, mj)) = self.client_ids.get(&(a, client_id.clone())) {
             if cj != ci {
                 return fail("conflict:ClientIdReused");
             }
-            if charged {
-                self.refund_token(a);
-            }
             return quiet(Outcome::Message(self.convs[cj].messages[mj].clone()));
+        }
+        if let Err(key) = self.take_token(a) {
+            return fail(&key);
         }
         let id = adopt(real, "message", |r| match r {
             Outcome::Message(m) => Some(m.id),

@@ -271,3 +271,31 @@ pub async fn members_added_through_two_writers_never_exceed_the_size_limit(f: Fi
     let members = f.kith.chat().members(alice.id, team.id).await.unwrap();
     assert_eq!(members.len(), 3);
 }
+
+/// A user's send rate holds across writers: the bucket is in storage, not
+/// in each writer.
+pub async fn a_users_send_rate_holds_across_two_writers(f: Fixture) {
+    let f = configured(f, |c| {
+        c.send_rate = Some(crate::SendRate {
+            burst: 3,
+            per_second: 1,
+        });
+    });
+    let (f, other) = f.two_writers().await;
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let team = group(&f, alice.id, &[bob.id]).await;
+    let send = |writer: &crate::Kith, client_id: &str| {
+        writer
+            .chat()
+            .send(alice.id, team.id, new_message(client_id, "hi"))
+    };
+    send(&f.kith, "s1").await.unwrap();
+    send(&other, "s2").await.unwrap();
+    send(&f.kith, "s3").await.unwrap();
+    for (writer, client_id) in [(&other, "s4"), (&f.kith, "s5")] {
+        let refused = send(writer, client_id).await;
+        assert_eq!(refusal(refused), RateLimited(Duration::from_secs(1)));
+    }
+    f.clock.advance(Duration::from_secs(1));
+    send(&other, "s4").await.unwrap();
+}

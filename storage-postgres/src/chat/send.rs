@@ -15,6 +15,7 @@ use sqlx::postgres::Postgres;
 use sqlx::Transaction;
 
 use super::*;
+use kith_core::SendBucket;
 
 /// Takes the next seq and version for a message sent at `$2`, locking the
 /// conversation's row.
@@ -105,6 +106,14 @@ pub(super) async fn append_in(
         .await
         .map_err(db)?;
     let (seq, version) = bumped.ok_or(Error::NotFound(Entity::Conversation))?;
+    // After the conversation's lock, as in a batch (no lock cycles).
+    if let Some(rate) = message.rate {
+        let mut buckets = lock_buckets(conn, &[sender]).await?;
+        let bucket = rate
+            .take(buckets.remove(&sender), message.created_at)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        store_buckets(conn, &[(sender, bucket)]).await?;
+    }
     let inserted = sqlx::query(INSERT_MESSAGE)
         .bind(sql_id(message.id.get()))
         .bind(conversation)
@@ -316,6 +325,18 @@ async fn append_many(
             .collect()
     };
 
+    let limited: Vec<i64> = records
+        .iter()
+        .filter(|r| r.rate.is_some())
+        .map(|r| sql_id(r.sender.get()))
+        .collect();
+    let mut buckets = if limited.is_empty() {
+        HashMap::new()
+    } else {
+        lock_buckets(&mut *conn, &limited).await?
+    };
+    let mut taken: Vec<i64> = Vec::new();
+
     let mut outcomes = Vec::with_capacity(records.len());
     let mut inserts = Inserts::default();
     let mut touched: Vec<i64> = Vec::new();
@@ -340,6 +361,24 @@ async fn append_many(
                 "foreign key violation: reply_to names no message",
             )));
             continue;
+        }
+        if !counters.contains_key(&conversation) {
+            outcomes.push(Err(Error::NotFound(Entity::Conversation)));
+            continue;
+        }
+        if let Some(rate) = record.rate {
+            match rate.take(buckets.get(&sender).copied(), record.created_at) {
+                Ok(bucket) => {
+                    buckets.insert(sender, bucket);
+                    if !taken.contains(&sender) {
+                        taken.push(sender);
+                    }
+                }
+                Err(retry_after) => {
+                    outcomes.push(Err(Error::RateLimited { retry_after }));
+                    continue;
+                }
+            }
         }
         let Some(counter) = counters.get_mut(&conversation) else {
             outcomes.push(Err(Error::NotFound(Entity::Conversation)));
@@ -383,6 +422,11 @@ async fn append_many(
     if inserts.id.is_empty() {
         return Ok(outcomes);
     }
+    let taken: Vec<(i64, SendBucket)> = taken
+        .into_iter()
+        .filter_map(|sender| buckets.get(&sender).map(|b| (sender, *b)))
+        .collect();
+    store_buckets(&mut *conn, &taken).await?;
     sqlx::query(LOG_MESSAGES)
         .bind(&inserts.conversation)
         .bind(&inserts.version)
@@ -584,4 +628,71 @@ pub(super) async fn message_by_client_id(
     client_id: &str,
 ) -> Result<Option<Message>> {
     by_client_id(store.read(), sender, client_id).await
+}
+
+/// Inside a transaction, after the conversations' locks: locks the stored
+/// send-rate buckets of `senders`, in user order, creating full ones for
+/// senders who have none (so that two transactions cannot both start from
+/// a missing row), and returns them.
+async fn lock_buckets(
+    conn: &mut PgConnection,
+    senders: &[i64],
+) -> Result<HashMap<i64, SendBucket>> {
+    let mut senders = senders.to_vec();
+    senders.sort_unstable();
+    senders.dedup();
+    // A full bucket: any refill reaches the burst.
+    sqlx::query(
+        "INSERT INTO send_buckets (user_id, milli_tokens, at) \
+         SELECT u, 9223372036854775807, 0 FROM unnest($1::bigint[]) AS u \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(&senders)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT user_id, milli_tokens, at FROM send_buckets \
+         WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
+    )
+    .bind(&senders)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, tokens, at)| {
+            let bucket = SendBucket {
+                milli_tokens: raw_count(tokens),
+                at: Timestamp::from_millis(at),
+            };
+            (user, bucket)
+        })
+        .collect())
+}
+
+/// Inside a transaction: stores the buckets a batch took from (locked by
+/// [`lock_buckets`]).
+async fn store_buckets(conn: &mut PgConnection, buckets: &[(i64, SendBucket)]) -> Result<()> {
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<i64> = buckets.iter().map(|(u, _)| *u).collect();
+    let tokens: Vec<i64> = buckets
+        .iter()
+        .map(|(_, b)| sql_count(b.milli_tokens))
+        .collect();
+    let at: Vec<i64> = buckets.iter().map(|(_, b)| b.at.as_millis()).collect();
+    sqlx::query(
+        "UPDATE send_buckets SET milli_tokens = k.tokens, at = k.at \
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k (user_id, tokens, at) \
+         WHERE send_buckets.user_id = k.user_id",
+    )
+    .bind(users)
+    .bind(tokens)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db)
 }

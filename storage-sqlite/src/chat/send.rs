@@ -3,6 +3,7 @@
 //! them at the one writer, in group commits.
 
 use super::*;
+use kith_core::SendBucket;
 
 /// Takes the next seq and version for a message from `?2` sent at `?3`, if
 /// `?2` is a current member.
@@ -35,6 +36,14 @@ pub(crate) async fn append(
         .map_err(db)?;
     if let Some(row) = existing {
         return Ok(Appended::Existing(row.try_into()?));
+    }
+    if let Some(rate) = message.rate {
+        let sender = sql_id(message.sender.get());
+        let mut buckets = load_buckets(conn, &[sender]).await?;
+        let bucket = rate
+            .take(buckets.remove(&sender), message.created_at)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        store_buckets(conn, &[(sender, bucket)]).await?;
     }
     let bumped: Option<(i64, i64)> = sqlx::query_as(BUMP_FOR_MESSAGE)
         .bind(sql_id(message.conversation_id.get()))
@@ -201,6 +210,20 @@ pub(crate) async fn append_many(
             .collect()
     };
 
+    let limited: Vec<i64> = records
+        .iter()
+        .filter(|r| r.rate.is_some())
+        .map(|r| sql_id(r.sender.get()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut buckets = if limited.is_empty() {
+        HashMap::new()
+    } else {
+        load_buckets(conn, &limited).await?
+    };
+    let mut taken: Vec<i64> = Vec::new();
+
     let mut outcomes = Vec::with_capacity(records.len());
     let mut inserts = Vec::new();
     let mut touched: Vec<i64> = Vec::new();
@@ -225,6 +248,24 @@ pub(crate) async fn append_many(
                 "FOREIGN KEY constraint failed: reply_to names no message",
             )));
             continue;
+        }
+        if !counters.contains_key(&conversation) {
+            outcomes.push(Err(Error::NotFound(Entity::Conversation)));
+            continue;
+        }
+        if let Some(rate) = record.rate {
+            match rate.take(buckets.get(&sender).copied(), record.created_at) {
+                Ok(bucket) => {
+                    buckets.insert(sender, bucket);
+                    if !taken.contains(&sender) {
+                        taken.push(sender);
+                    }
+                }
+                Err(retry_after) => {
+                    outcomes.push(Err(Error::RateLimited { retry_after }));
+                    continue;
+                }
+            }
         }
         let Some(counter) = counters.get_mut(&conversation) else {
             outcomes.push(Err(Error::NotFound(Entity::Conversation)));
@@ -270,6 +311,11 @@ pub(crate) async fn append_many(
     if inserts.is_empty() {
         return Ok(outcomes);
     }
+    let taken: Vec<(i64, SendBucket)> = taken
+        .into_iter()
+        .filter_map(|sender| buckets.get(&sender).map(|b| (sender, *b)))
+        .collect();
+    store_buckets(conn, &taken).await?;
     let inserts = json(&serde_json::Value::Array(inserts));
     for sql in [INSERT_MESSAGES, LOG_MESSAGES] {
         sqlx::query(sql)
@@ -333,4 +379,50 @@ pub(super) async fn message_by_client_id(
         .await
         .map_err(db)?;
     row.map(Message::try_from).transpose()
+}
+
+/// Inside a write transaction: the stored send-rate buckets of `senders`.
+async fn load_buckets(
+    conn: &mut SqliteConnection,
+    senders: &[i64],
+) -> Result<std::collections::HashMap<i64, SendBucket>> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT user_id, milli_tokens, at FROM send_buckets \
+         WHERE user_id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::json!(senders).to_string())
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, tokens, at)| {
+            let bucket = SendBucket {
+                milli_tokens: raw_count(tokens),
+                at: Timestamp::from_millis(at),
+            };
+            (user, bucket)
+        })
+        .collect())
+}
+
+/// Inside a write transaction: stores the buckets a batch took from.
+async fn store_buckets(conn: &mut SqliteConnection, buckets: &[(i64, SendBucket)]) -> Result<()> {
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(i64, i64, i64)> = buckets
+        .iter()
+        .map(|(user, b)| (*user, sql_count(b.milli_tokens), b.at.as_millis()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO send_buckets (user_id, milli_tokens, at) \
+         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) WHERE true \
+         ON CONFLICT (user_id) DO UPDATE SET milli_tokens = excluded.milli_tokens, at = excluded.at",
+    )
+    .bind(serde_json::json!(rows).to_string())
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db)
 }
