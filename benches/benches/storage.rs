@@ -21,6 +21,10 @@
 //!   commit limit across calls (`PgStore::set_group_commit_limit`; 1, off,
 //!   is its default: one transaction per `append_messages` call). Every
 //!   concurrent PostgreSQL workload runs with both limits.
+//! - `append/100_conversations/send_rate` and
+//!   `append/1_group_100_senders/send_rate`: the same with a send rate
+//!   (too high to refuse anything) at the default batch limit: what keeping
+//!   the senders' buckets in storage costs.
 //! - `append/100_conversations_8_in_flight`: the same 100 senders, each
 //!   making 8 sends at once and waiting for their acks before the next 8
 //!   (the store's default batch limit).
@@ -49,7 +53,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kith_core::{
     Appended, Argon2Hasher, ChatStore, Config, ConversationId, History, Kith, MessageId, NewGroup,
-    NewMessage, NewMessageRecord, NewUser, Page, Storage, Timestamp, UserId,
+    NewMessage, NewMessageRecord, NewUser, Page, SendRate, Storage, Timestamp, UserId,
 };
 use kith_postgres::{PgPoolOptions, PgStore, DEFAULT_MAX_CONNECTIONS};
 use kith_sqlite::{SqliteStore, DEFAULT_APPEND_BATCH};
@@ -244,6 +248,25 @@ impl Env {
             .id
     }
 
+    /// The same store under a handle with a send rate too high to refuse
+    /// anything, to measure what keeping the senders' buckets costs.
+    fn rated(&self) -> Arc<Env> {
+        let mut config = Config::default();
+        config.send_rate = Some(SendRate {
+            burst: 1_000_000,
+            per_second: 1_000_000,
+        });
+        let kith = Kith::builder(self.store.storage())
+            .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+            .config(config)
+            .build();
+        Arc::new(Env {
+            kith,
+            store: self.store.clone(),
+            _dir: None,
+        })
+    }
+
     async fn send(&self, sender: UserId, conversation: ConversationId) {
         self.kith
             .chat()
@@ -412,6 +435,15 @@ fn append_on(c: &mut Criterion, backend: Backend) {
         });
     }
 
+    // The same with a send rate: every batch also reads and writes its
+    // senders' buckets (default batch limit).
+    env.store.set_append_batch_limit(DEFAULT_APPEND_BATCH);
+    let rated = env.rated();
+    group.bench_function("100_conversations/send_rate", |b| {
+        b.iter_custom(|iters| rt.block_on(flood(&rated, &own, iters)));
+    });
+    drop(rated);
+
     // The same 100 senders, each with 8 sends in flight (bursts of 8).
     group.throughput(Throughput::Elements(SENDERS as u64 * 8));
     for batch in limits(false) {
@@ -452,6 +484,13 @@ fn append_on(c: &mut Criterion, backend: Backend) {
             b.iter_custom(|iters| rt.block_on(flood(&env, &shared, iters)));
         });
     }
+
+    env.store.set_append_batch_limit(DEFAULT_APPEND_BATCH);
+    let rated = env.rated();
+    group.bench_function("1_group_100_senders/send_rate", |b| {
+        b.iter_custom(|iters| rt.block_on(flood(&rated, &shared, iters)));
+    });
+    drop(rated);
 
     // The same 100 senders, each with 8 sends in flight.
     group.throughput(Throughput::Elements(SENDERS as u64 * 8));
