@@ -167,12 +167,17 @@ pub(super) const LOCK_COUNTERS: &str = "\
     ORDER BY id FOR NO KEY UPDATE";
 
 /// The messages stored under the `(sender, client_id)` pairs of the arrays
-/// `$1` and `$2`: one lookup of index `messages_client` per pair.
+/// `$1` and `$2`: one lookup of index `messages_client` per pair. The
+/// lookup is a `LATERAL` subquery with a `LIMIT` so that the planner cannot
+/// turn it into a hash join over the whole table: with a plain join it did
+/// so once a conversation held some ten thousand messages, and a batch's
+/// idempotency check grew with the table (from 0.2 to 9 ms).
 pub(super) const SELECT_BY_CLIENT_IDS: &str = concat!(
-    "SELECT ",
+    "SELECT m.* FROM unnest($1::bigint[], $2::text[]) AS k (sender_id, client_id) \
+     CROSS JOIN LATERAL (SELECT ",
     message_columns!(),
-    " FROM unnest($1::bigint[], $2::text[]) AS k (sender_id, client_id) \
-     JOIN messages ON messages.sender_id = k.sender_id AND messages.client_id = k.client_id"
+    " FROM messages WHERE messages.sender_id = k.sender_id \
+         AND messages.client_id = k.client_id LIMIT 1) m"
 );
 
 /// Which of the `(conversation, user)` pairs of the arrays `$1` and `$2`
