@@ -181,13 +181,15 @@ pub(super) const SELECT_BY_CLIENT_IDS: &str = concat!(
 );
 
 /// Which of the `(conversation, user)` pairs of the arrays `$1` and `$2`
-/// are current memberships.
+/// are current memberships: one primary-key lookup per pair (`LATERAL` with
+/// `LIMIT 1`, as [`SELECT_BY_CLIENT_IDS`], so that no plan reads the whole
+/// table).
 pub(super) const SELECT_SENDERS: &str = "\
     SELECT m.conversation_id, m.user_id \
     FROM unnest($1::bigint[], $2::bigint[]) AS k (conversation_id, user_id) \
-    JOIN conversation_members m \
-        ON m.conversation_id = k.conversation_id AND m.user_id = k.user_id \
-    WHERE m.left_version IS NULL";
+    CROSS JOIN LATERAL (SELECT conversation_id, user_id FROM conversation_members \
+        WHERE conversation_id = k.conversation_id AND user_id = k.user_id \
+            AND left_version IS NULL LIMIT 1) m";
 
 /// Which of the message ids of the array `$1` exist.
 pub(super) const SELECT_EXISTING_IDS: &str = "SELECT id FROM messages WHERE id = ANY($1)";
