@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Denied, Entity, Error, Result};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::kith::Inner;
+use crate::model::Links;
 
 /// Who may open a direct conversation with whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,28 +159,29 @@ impl Chat<'_> {
             return Ok(());
         };
         let links = self.kith.storage.links(actor, other.user_id).await?;
-        if links.visible.blocking {
-            return Err(Error::Forbidden(Denied::BlockedByActor));
-        }
-        if links.blocked_by {
-            return Err(Error::Forbidden(Denied::Unreachable));
-        }
-        Ok(())
+        unblocked(&links)
     }
 
     /// Checks that `actor` may message `other` directly.
     async fn may_message(&self, actor: UserId, other: UserId) -> Result<()> {
         let links = self.kith.storage.links(actor, other).await?;
-        if links.visible.blocking {
-            return Err(Error::Forbidden(Denied::BlockedByActor));
-        }
-        if links.blocked_by {
-            return Err(Error::Forbidden(Denied::Unreachable));
-        }
+        unblocked(&links)?;
         if self.kith.config.direct_messages == DirectMessages::FriendsOnly && !links.visible.friends
         {
             return Err(Error::Forbidden(Denied::NotFriends));
         }
         Ok(())
     }
+}
+
+/// No block between the two, in either direction: the blocker is told it
+/// blocks, the blocked user only that the other cannot be reached.
+fn unblocked(links: &Links) -> Result<()> {
+    if links.visible.blocking {
+        return Err(Error::Forbidden(Denied::BlockedByActor));
+    }
+    if links.blocked_by {
+        return Err(Error::Forbidden(Denied::Unreachable));
+    }
+    Ok(())
 }

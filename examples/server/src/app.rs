@@ -198,12 +198,9 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
 /// Opens the backend the database URL names: PostgreSQL for `postgres://`
 /// and `postgresql://`, SQLite for `sqlite:` and plain paths.
 async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StartError> {
-    match scheme(url) {
-        None => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some(s) if s.eq_ignore_ascii_case("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => {
-            Ok(Arc::new(PgStore::connect(url).await?))
-        }
+    match scheme(url).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::connect(url).await?)),
         Some(_) => Err(StartError::UnsupportedDatabase(url.to_owned())),
     }
 }

@@ -902,6 +902,12 @@ async fn servers_sharing_a_database_make_ids_with_node_numbers_of_their_own() {
     assert_eq!((node(&alice.id), node(&bob.id)), (0, 1));
     // Each sees the other's users: one database.
     second.try_register("alice").await.error(409, "conflict");
+    // A server that stops releases its number for the next one.
+    let mut first = first;
+    first.trigger_shutdown();
+    first.stopped().await.unwrap();
+    let third = TestServer::with(settings(&["--database-url", &url])).await;
+    assert_eq!(node(&third.user("carol").await.id), 0);
 }
 
 #[tokio::test]
