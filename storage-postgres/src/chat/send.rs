@@ -1,13 +1,15 @@
-//! Appending messages: one at a time ([`append_in`]) or a batch in a fixed
-//! number of set-based statements ([`append_many`]), with a fallback that
-//! replays a batch one message at a time, each in a savepoint.
+//! Appending messages. Every call, one message or many, is a batch in one
+//! transaction of three statements ([`append_many`]: lock and find
+//! retries, check the senders, write everything) between `BEGIN` and
+//! `COMMIT`; if a statement fails, the batch is replayed one message at a
+//! time ([`append_in`]), each in a savepoint.
 //!
-//! Idempotency on `(sender, client_id)` is checked before taking any lock
-//! (a stored message never goes away, so a retry costs one index lookup)
-//! and enforced by the unique index `messages_client`: an append that
-//! collides with a concurrent one (the same `client_id` sent to two
-//! conversations at once, or twice to one) is rolled back and answered with
-//! the message that won, as [`Appended::Existing`].
+//! Idempotency on `(sender, client_id)` is checked by index lookups (a
+//! stored message never goes away, so a retry costs one lookup) and
+//! enforced by the unique index `messages_client`: an append that collides
+//! with a concurrent one (the same `client_id` sent to two conversations at
+//! once, or twice to one) is rolled back and answered with the message that
+//! won, as [`Appended::Existing`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +18,47 @@ use sqlx::Transaction;
 
 use super::*;
 use kith_core::SendBucket;
+
+/// Locks the send-rate buckets of the users of the sorted array `$N`, in
+/// that order, creating full ones where missing (so that two transactions
+/// cannot both start from a missing row; a full bucket: any refill reaches
+/// the burst), and returns them as `(user_id, milli_tokens, at)`.
+macro_rules! lock_buckets {
+    ($users:literal) => {
+        concat!(
+            "INSERT INTO send_buckets (user_id, milli_tokens, at) \
+             SELECT u, 9223372036854775807, 0 FROM unnest(",
+            $users,
+            "::bigint[]) AS u ORDER BY u \
+             ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id \
+             RETURNING user_id, milli_tokens, at"
+        )
+    };
+}
+
+/// Sets the send-rate buckets of the arrays `$A`, `$B`, `$C` (users,
+/// milli-tokens, times).
+macro_rules! store_buckets {
+    ($users:literal, $tokens:literal, $at:literal) => {
+        concat!(
+            "UPDATE send_buckets SET milli_tokens = k.tokens, at = k.at \
+             FROM unnest(",
+            $users,
+            "::bigint[], ",
+            $tokens,
+            "::bigint[], ",
+            $at,
+            "::bigint[]) AS k (user_id, tokens, at) \
+             WHERE send_buckets.user_id = k.user_id"
+        )
+    };
+}
+
+/// [`lock_buckets!`] on `$1`.
+const LOCK_BUCKETS: &str = lock_buckets!("$1");
+
+/// [`store_buckets!`] on `$1` to `$3`.
+const STORE_BUCKETS: &str = store_buckets!("$1", "$2", "$3");
 
 /// Takes the next seq and version for a message sent at `$2`, locking the
 /// conversation's row.
@@ -83,19 +126,14 @@ async fn winner<'e>(
         .ok_or_else(|| Error::storage("a message with this client_id collided and then vanished"))
 }
 
-/// Inside a transaction: the steps of [`ChatStore::append_message`],
-/// without the idempotency check when the caller made it already
-/// (`check_existing` false).
+/// Inside a transaction: the steps of [`ChatStore::append_message`] one
+/// statement at a time (the fallback of a batch).
 pub(super) async fn append_in(
     conn: &mut PgConnection,
     message: &NewMessageRecord,
-    check_existing: bool,
 ) -> Result<Appended, Failure> {
-    if check_existing {
-        if let Some(existing) = by_client_id(&mut *conn, message.sender, &message.client_id).await?
-        {
-            return Ok(Appended::Existing(existing));
-        }
+    if let Some(existing) = by_client_id(&mut *conn, message.sender, &message.client_id).await? {
+        return Ok(Appended::Existing(existing));
     }
     let conversation = sql_id(message.conversation_id.get());
     let sender = sql_id(message.sender.get());
@@ -166,65 +204,85 @@ pub(super) const LOCK_COUNTERS: &str = "\
     SELECT id, last_seq, version FROM conversations WHERE id = ANY($1) \
     ORDER BY id FOR NO KEY UPDATE";
 
-/// The messages stored under the `(sender, client_id)` pairs of the arrays
-/// `$1` and `$2`: one lookup of index `messages_client` per pair. The
-/// lookup is a `LATERAL` subquery with a `LIMIT` so that the planner cannot
-/// turn it into a hash join over the whole table: with a plain join it did
-/// so once a conversation held some ten thousand messages, and a batch's
-/// idempotency check grew with the table (from 0.2 to 9 ms).
-pub(super) const SELECT_BY_CLIENT_IDS: &str = concat!(
-    "SELECT m.* FROM unnest($1::bigint[], $2::text[]) AS k (sender_id, client_id) \
-     CROSS JOIN LATERAL (SELECT ",
-    message_columns!(),
-    " FROM messages WHERE messages.sender_id = k.sender_id \
-         AND messages.client_id = k.client_id LIMIT 1) m"
-);
+/// The first statement of a batch: locks the conversations of the array
+/// `$1` in id order and returns their counters (rows `(0, id, last_seq,
+/// version)`), and the ids of the messages already stored under the
+/// `(sender, client_id)` pairs of the arrays `$2` and `$3` (rows `(1, id,
+/// 0, 0)`).
+///
+/// The lookup is one lookup of index `messages_client` per pair: a
+/// `LATERAL` subquery with a `LIMIT`, so that the planner cannot turn it
+/// into a hash join over the whole table (with a plain join it did so once
+/// a conversation held some ten thousand messages, and the check grew with
+/// the table, from 0.2 to 9 ms). Its snapshot may predate the locks (a
+/// statement's snapshot is taken when it starts): that is enough, as a
+/// stored message never goes away, and a message with the same pair
+/// committed while this batch waited for a lock makes its insert fail on
+/// the unique index, which sends the batch to the fallback.
+pub(super) const LOCK_AND_FIND_RETRIES: &str = "\
+    WITH locked AS MATERIALIZED (SELECT id, last_seq, version FROM conversations \
+        WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) \
+    SELECT 0 AS kind, id, last_seq, version FROM locked \
+    UNION ALL \
+    SELECT 1, m.id, 0, 0 FROM unnest($2::bigint[], $3::text[]) AS k (sender_id, client_id) \
+    CROSS JOIN LATERAL (SELECT id FROM messages WHERE messages.sender_id = k.sender_id \
+        AND messages.client_id = k.client_id LIMIT 1) m";
 
-/// Which of the `(conversation, user)` pairs of the arrays `$1` and `$2`
-/// are current memberships: one primary-key lookup per pair (`LATERAL` with
-/// `LIMIT 1`, as [`SELECT_BY_CLIENT_IDS`], so that no plan reads the whole
-/// table).
-pub(super) const SELECT_SENDERS: &str = "\
-    SELECT m.conversation_id, m.user_id \
+/// The stored messages of the ids of the array `$1`.
+pub(super) const SELECT_BY_IDS: &str = select_messages!("WHERE id = ANY($1)");
+
+/// The second statement of a batch, after the conversations' locks (so its
+/// snapshot holds every membership change committed before): which of the
+/// `(conversation, user)` pairs of the arrays `$1` and `$2` are current
+/// memberships (rows `(0, conversation, user, 0)`, one primary-key lookup
+/// per pair, `LATERAL` as above), which of the message ids of `$3` exist
+/// (rows `(1, id, 0, 0)`), and the send-rate buckets of the users of `$4`
+/// ([`lock_buckets!`]; rows `(2, user, milli_tokens, at)`).
+pub(super) const CHECK_SENDERS: &str = concat!(
+    "WITH buckets AS (",
+    lock_buckets!("$4"),
+    ") SELECT 0 AS kind, m.conversation_id, m.user_id, 0::bigint \
     FROM unnest($1::bigint[], $2::bigint[]) AS k (conversation_id, user_id) \
     CROSS JOIN LATERAL (SELECT conversation_id, user_id FROM conversation_members \
         WHERE conversation_id = k.conversation_id AND user_id = k.user_id \
-            AND left_version IS NULL LIMIT 1) m";
+            AND left_version IS NULL LIMIT 1) m \
+    UNION ALL \
+    SELECT 1, id, 0, 0 FROM messages WHERE id = ANY($3) \
+    UNION ALL \
+    SELECT 2, user_id, milli_tokens, at FROM buckets"
+);
 
-/// Which of the message ids of the array `$1` exist.
-pub(super) const SELECT_EXISTING_IDS: &str = "SELECT id FROM messages WHERE id = ANY($1)";
-
-/// Inserts the messages of the arrays `$1` to `$9`, one per column.
-pub(super) const INSERT_MESSAGES: &str = "\
-    INSERT INTO messages \
+/// The last statement of a batch, every write at once: inserts the
+/// messages of the arrays `$1` to `$9` (one per column) and their
+/// change-log entries, sets the counters of the conversations of `$10` to
+/// `$13` (ids, `last_seq`, `version`, `last_activity`), the read positions
+/// of `$14` to `$16` (conversations, users, seqs) and the send-rate buckets
+/// of `$17` to `$19` (users, milli-tokens, times). The statements touch
+/// different tables, so that one snapshot for all of them changes nothing.
+pub(super) const WRITE_BATCH: &str = concat!(
+    "WITH inserted AS (INSERT INTO messages \
         (id, conversation_id, seq, version, sender_id, client_id, body, reply_to, created_at) \
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
-        $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])";
-
-/// The change-log entries of the messages [`INSERT_MESSAGES`] inserts:
-/// arrays of conversations, versions, senders and message ids.
-pub(super) const LOG_MESSAGES: &str = "\
-    INSERT INTO conversation_changes (conversation_id, version, kind, actor, subject) \
-    SELECT k.conversation_id, k.version, 'message_created', k.sender_id, k.id \
-    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-        AS k (conversation_id, version, sender_id, id)";
-
-/// Sets the counters of the conversations of the arrays `$1` (ids), `$2`
-/// (`last_seq`), `$3` (`version`) and `$4` (`last_activity`).
-pub(super) const UPDATE_COUNTERS: &str = "\
-    UPDATE conversations SET last_seq = k.last_seq, version = k.version, \
-        last_activity = k.last_activity \
-    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-        AS k (id, last_seq, version, last_activity) \
-    WHERE conversations.id = k.id";
-
-/// Sets the read positions of the arrays `$1` (conversations), `$2`
-/// (users) and `$3` (seqs).
-pub(super) const UPDATE_READ: &str = "\
-    UPDATE conversation_members SET last_read_seq = k.seq \
-    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k (conversation_id, user_id, seq) \
-    WHERE conversation_members.conversation_id = k.conversation_id \
-        AND conversation_members.user_id = k.user_id";
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
+            $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])), \
+    logged AS (INSERT INTO conversation_changes \
+        (conversation_id, version, kind, actor, subject) \
+        SELECT k.conversation_id, k.version, 'message_created', k.sender_id, k.id \
+        FROM unnest($2::bigint[], $4::bigint[], $5::bigint[], $1::bigint[]) \
+            AS k (conversation_id, version, sender_id, id)), \
+    counted AS (UPDATE conversations SET last_seq = k.last_seq, version = k.version, \
+            last_activity = k.last_activity \
+        FROM unnest($10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
+            AS k (id, last_seq, version, last_activity) \
+        WHERE conversations.id = k.id), \
+    read AS (UPDATE conversation_members SET last_read_seq = k.seq \
+        FROM unnest($14::bigint[], $15::bigint[], $16::bigint[]) \
+            AS k (conversation_id, user_id, seq) \
+        WHERE conversation_members.conversation_id = k.conversation_id \
+            AND conversation_members.user_id = k.user_id), \
+    rated AS (",
+    store_buckets!("$17", "$18", "$19"),
+    ") SELECT 1"
+);
 
 /// The columns of the messages a batch inserts.
 #[derive(Default)]
@@ -246,58 +304,74 @@ async fn lock_conversations(
     conn: &mut PgConnection,
     records: &[NewMessageRecord],
 ) -> Result<Vec<(i64, i64, i64)>> {
+    sqlx::query_as(LOCK_COUNTERS)
+        .bind(conversation_ids(records))
+        .fetch_all(conn)
+        .await
+        .map_err(db)
+}
+
+/// The conversations of `records`, sorted, each once.
+fn conversation_ids(records: &[NewMessageRecord]) -> Vec<i64> {
     let mut conversations: Vec<i64> = records
         .iter()
         .map(|r| sql_id(r.conversation_id.get()))
         .collect();
     conversations.sort_unstable();
     conversations.dedup();
-    sqlx::query_as(LOCK_COUNTERS)
-        .bind(conversations)
-        .fetch_all(conn)
-        .await
-        .map_err(db)
+    conversations
 }
 
 /// Inside a transaction: the appends of a batch, in order, with the outcome
-/// [`append_in`] would give each if they ran one after the other, in a
-/// fixed number of statements: the conversations are locked first (in id
-/// order), then three reads, then three set-based writes. The checks of
-/// [`append_in`] (idempotency, membership, and the `reply_to` foreign key)
-/// are made in Rust against what the reads returned and what the earlier
-/// appends of the batch stored.
+/// [`append_in`] would give each if they ran one after the other, in three
+/// statements: [`LOCK_AND_FIND_RETRIES`] (the conversations locked in id
+/// order), [`CHECK_SENDERS`] and [`WRITE_BATCH`]. The checks of
+/// [`append_in`] (idempotency, membership, the send rate and the
+/// `reply_to` foreign key) are made in Rust against what the reads returned
+/// and what the earlier appends of the batch stored.
 ///
 /// `Err` if a statement failed (a constraint these checks do not foresee,
 /// such as a reused message id, or a concurrent append of the same
-/// `(sender, client_id)` to another conversation): statements may have run,
-/// and the caller rolls back and falls back to [`append_in`] one message
-/// at a time.
+/// `(sender, client_id)`): statements may have run, and the caller rolls
+/// back and falls back to [`append_in`] one message at a time.
 async fn append_many(
     conn: &mut PgConnection,
     records: &[NewMessageRecord],
 ) -> Result<Vec<Result<Appended>>> {
-    let locked = lock_conversations(&mut *conn, records).await?;
-    // conversation -> (last_seq, version, last_activity)
-    let mut counters: HashMap<i64, (i64, i64, i64)> = locked
-        .into_iter()
-        .map(|(id, seq, version)| (id, (seq, version, 0)))
-        .collect();
-
     let senders: Vec<i64> = records.iter().map(|r| sql_id(r.sender.get())).collect();
     let client_ids: Vec<&str> = records.iter().map(|r| r.client_id.as_str()).collect();
-    let rows: Vec<MessageRow> = sqlx::query_as(SELECT_BY_CLIENT_IDS)
+    let first: Vec<(i32, i64, i64, i64)> = sqlx::query_as(LOCK_AND_FIND_RETRIES)
+        .bind(conversation_ids(records))
         .bind(&senders)
         .bind(&client_ids)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    let mut stored: HashMap<(i64, String), Message> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let message = Message::try_from(row)?;
-        stored.insert(
-            (sql_id(message.sender.get()), message.client_id.clone()),
-            message,
-        );
+    // conversation -> (last_seq, version, last_activity)
+    let mut counters: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut retried: Vec<i64> = Vec::new();
+    for (kind, id, seq, version) in first {
+        match kind {
+            0 => {
+                counters.insert(id, (seq, version, 0));
+            }
+            _ => retried.push(id),
+        }
+    }
+    let mut stored: HashMap<(i64, String), Message> = HashMap::with_capacity(retried.len());
+    if !retried.is_empty() {
+        let rows: Vec<MessageRow> = sqlx::query_as(SELECT_BY_IDS)
+            .bind(retried)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let message = Message::try_from(row)?;
+            stored.insert(
+                (sql_id(message.sender.get()), message.client_id.clone()),
+                message,
+            );
+        }
     }
 
     let member_pairs: Vec<(i64, i64)> = records
@@ -307,41 +381,41 @@ async fn append_many(
         .into_iter()
         .collect();
     let (pair_conversations, pair_users): (Vec<i64>, Vec<i64>) = member_pairs.into_iter().unzip();
-    let members: HashSet<(i64, i64)> = sqlx::query_as(SELECT_SENDERS)
-        .bind(pair_conversations)
-        .bind(pair_users)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?
-        .into_iter()
-        .collect();
-
     let replies: Vec<i64> = records
         .iter()
         .filter_map(|r| r.reply_to.map(|id| sql_id(id.get())))
         .collect();
-    let mut known: HashSet<i64> = if replies.is_empty() {
-        HashSet::new()
-    } else {
-        sqlx::query_scalar(SELECT_EXISTING_IDS)
-            .bind(replies)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .collect()
-    };
-
-    let limited: Vec<i64> = records
+    let mut limited: Vec<i64> = records
         .iter()
         .filter(|r| r.rate.is_some())
         .map(|r| sql_id(r.sender.get()))
         .collect();
-    let mut buckets = if limited.is_empty() {
-        HashMap::new()
-    } else {
-        lock_buckets(&mut *conn, &limited).await?
-    };
+    limited.sort_unstable();
+    limited.dedup();
+    let second: Vec<(i32, i64, i64, i64)> = sqlx::query_as(CHECK_SENDERS)
+        .bind(pair_conversations)
+        .bind(pair_users)
+        .bind(replies)
+        .bind(limited)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut members: HashSet<(i64, i64)> = HashSet::new();
+    let mut known: HashSet<i64> = HashSet::new();
+    let mut buckets: HashMap<i64, SendBucket> = HashMap::new();
+    for (kind, a, b, c) in second {
+        match kind {
+            0 => {
+                members.insert((a, b));
+            }
+            1 => {
+                known.insert(a);
+            }
+            _ => {
+                buckets.insert(a, bucket(b, c));
+            }
+        }
+    }
     let mut taken: Vec<i64> = Vec::new();
 
     let mut outcomes = Vec::with_capacity(records.len());
@@ -429,32 +503,6 @@ async fn append_many(
     if inserts.id.is_empty() {
         return Ok(outcomes);
     }
-    let taken: Vec<(i64, SendBucket)> = taken
-        .into_iter()
-        .filter_map(|sender| buckets.get(&sender).map(|b| (sender, *b)))
-        .collect();
-    store_buckets(&mut *conn, &taken).await?;
-    sqlx::query(LOG_MESSAGES)
-        .bind(&inserts.conversation)
-        .bind(&inserts.version)
-        .bind(&inserts.sender)
-        .bind(&inserts.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    sqlx::query(INSERT_MESSAGES)
-        .bind(inserts.id)
-        .bind(inserts.conversation)
-        .bind(inserts.seq)
-        .bind(inserts.version)
-        .bind(inserts.sender)
-        .bind(inserts.client_id)
-        .bind(inserts.body)
-        .bind(inserts.reply_to)
-        .bind(inserts.created_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
     let mut ids = Vec::with_capacity(touched.len());
     let mut seqs = Vec::with_capacity(touched.len());
     let mut versions = Vec::with_capacity(touched.len());
@@ -467,14 +515,6 @@ async fn append_many(
             activities.push(at);
         }
     }
-    sqlx::query(UPDATE_COUNTERS)
-        .bind(ids)
-        .bind(seqs)
-        .bind(versions)
-        .bind(activities)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
     let mut read_conversations = Vec::with_capacity(read.len());
     let mut read_users = Vec::with_capacity(read.len());
     let mut read_seqs = Vec::with_capacity(read.len());
@@ -483,26 +523,44 @@ async fn append_many(
         read_users.push(user);
         read_seqs.push(seq);
     }
-    sqlx::query(UPDATE_READ)
+    let (bucket_users, bucket_tokens, bucket_at) = bucket_columns(
+        &taken
+            .into_iter()
+            .filter_map(|sender| buckets.get(&sender).map(|b| (sender, *b)))
+            .collect::<Vec<_>>(),
+    );
+    sqlx::query(WRITE_BATCH)
+        .bind(inserts.id)
+        .bind(inserts.conversation)
+        .bind(inserts.seq)
+        .bind(inserts.version)
+        .bind(inserts.sender)
+        .bind(inserts.client_id)
+        .bind(inserts.body)
+        .bind(inserts.reply_to)
+        .bind(inserts.created_at)
+        .bind(ids)
+        .bind(seqs)
+        .bind(versions)
+        .bind(activities)
         .bind(read_conversations)
         .bind(read_users)
         .bind(read_seqs)
+        .bind(bucket_users)
+        .bind(bucket_tokens)
+        .bind(bucket_at)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
     Ok(outcomes)
 }
 
-/// [`ChatStore::append_message`]: one transaction of its own, or queued
-/// for a grouped one (`group.rs`) when group commit is on.
+/// [`ChatStore::append_message`]: a batch of one.
 pub(super) async fn append_message(
     store: &PgStore,
     message: &NewMessageRecord,
 ) -> Result<Appended> {
-    if store.appender.limit().is_none() {
-        return append_one(store, message).await;
-    }
-    group::append_grouped(store, std::slice::from_ref(message))
+    append_messages(store, std::slice::from_ref(message))
         .await?
         .pop()
         .unwrap_or_else(|| {
@@ -510,27 +568,6 @@ pub(super) async fn append_message(
                 "the store answered no outcome for an append",
             ))
         })
-}
-
-/// One append in one transaction.
-async fn append_one(store: &PgStore, message: &NewMessageRecord) -> Result<Appended> {
-    // A retry needs no transaction: a stored message never goes away.
-    if let Some(existing) = by_client_id(store.read(), message.sender, &message.client_id).await? {
-        return Ok(Appended::Existing(existing));
-    }
-    let mut tx = store.begin().await?;
-    match append_in(&mut tx, message, false).await {
-        Ok(appended) => {
-            tx.commit().await.map_err(db)?;
-            Ok(appended)
-        }
-        // Dropping the transaction rolls it back.
-        Err(Failure::Rejected(err)) => Err(err),
-        Err(Failure::Raced) => {
-            tx.rollback().await.map_err(db)?;
-            winner(store.read(), message).await
-        }
-    }
 }
 
 /// [`ChatStore::append_messages`]: the whole batch in one transaction of
@@ -556,10 +593,8 @@ pub(super) async fn append_batch(
     store: &PgStore,
     messages: &[NewMessageRecord],
 ) -> Result<Vec<Result<Appended>>> {
-    match messages {
-        [] => return Ok(Vec::new()),
-        [one] => return Ok(vec![append_one(store, one).await]),
-        _ => {}
+    if messages.is_empty() {
+        return Ok(Vec::new());
     }
     let mut tx = store.begin().await?;
     match append_many(&mut tx, messages).await {
@@ -603,7 +638,7 @@ async fn append_savepoint(
     message: &NewMessageRecord,
 ) -> Result<Result<Appended>> {
     control(tx, "SAVEPOINT append").await?;
-    let failure = match append_in(tx, message, true).await {
+    let failure = match append_in(tx, message).await {
         Ok(appended) => {
             control(tx, "RELEASE SAVEPOINT append").await?;
             return Ok(Ok(appended));
@@ -638,9 +673,7 @@ pub(super) async fn message_by_client_id(
 }
 
 /// Inside a transaction, after the conversations' locks: locks the stored
-/// send-rate buckets of `senders`, in user order, creating full ones for
-/// senders who have none (so that two transactions cannot both start from
-/// a missing row), and returns them.
+/// send-rate buckets of `senders` ([`LOCK_BUCKETS`]) and returns them.
 async fn lock_buckets(
     conn: &mut PgConnection,
     senders: &[i64],
@@ -648,34 +681,34 @@ async fn lock_buckets(
     let mut senders = senders.to_vec();
     senders.sort_unstable();
     senders.dedup();
-    // A full bucket: any refill reaches the burst.
-    sqlx::query(
-        "INSERT INTO send_buckets (user_id, milli_tokens, at) \
-         SELECT u, 9223372036854775807, 0 FROM unnest($1::bigint[]) AS u \
-         ON CONFLICT (user_id) DO NOTHING",
-    )
-    .bind(&senders)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT user_id, milli_tokens, at FROM send_buckets \
-         WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
-    )
-    .bind(&senders)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(LOCK_BUCKETS)
+        .bind(&senders)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(rows
         .into_iter()
-        .map(|(user, tokens, at)| {
-            let bucket = SendBucket {
-                milli_tokens: raw_count(tokens),
-                at: Timestamp::from_millis(at),
-            };
-            (user, bucket)
-        })
+        .map(|(user, tokens, at)| (user, bucket(tokens, at)))
         .collect())
+}
+
+/// A stored bucket's columns.
+fn bucket(milli_tokens: i64, at: i64) -> SendBucket {
+    SendBucket {
+        milli_tokens: raw_count(milli_tokens),
+        at: Timestamp::from_millis(at),
+    }
+}
+
+/// The columns (users, milli-tokens, times) of the buckets to store.
+fn bucket_columns(buckets: &[(i64, SendBucket)]) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let users = buckets.iter().map(|(u, _)| *u).collect();
+    let tokens = buckets
+        .iter()
+        .map(|(_, b)| sql_count(b.milli_tokens))
+        .collect();
+    let at = buckets.iter().map(|(_, b)| b.at.as_millis()).collect();
+    (users, tokens, at)
 }
 
 /// Inside a transaction: stores the buckets a batch took from (locked by
@@ -684,22 +717,13 @@ async fn store_buckets(conn: &mut PgConnection, buckets: &[(i64, SendBucket)]) -
     if buckets.is_empty() {
         return Ok(());
     }
-    let users: Vec<i64> = buckets.iter().map(|(u, _)| *u).collect();
-    let tokens: Vec<i64> = buckets
-        .iter()
-        .map(|(_, b)| sql_count(b.milli_tokens))
-        .collect();
-    let at: Vec<i64> = buckets.iter().map(|(_, b)| b.at.as_millis()).collect();
-    sqlx::query(
-        "UPDATE send_buckets SET milli_tokens = k.tokens, at = k.at \
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k (user_id, tokens, at) \
-         WHERE send_buckets.user_id = k.user_id",
-    )
-    .bind(users)
-    .bind(tokens)
-    .bind(at)
-    .execute(conn)
-    .await
-    .map(drop)
-    .map_err(db)
+    let (users, tokens, at) = bucket_columns(buckets);
+    sqlx::query(STORE_BUCKETS)
+        .bind(users)
+        .bind(tokens)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(db)
 }
