@@ -234,6 +234,56 @@ async fn appends_racing_a_removal_never_land_after_it() {
     }
 }
 
+/// An append that waits for the conversation's lock while another writer
+/// removes its sender sees the removal once it has the lock (its reads are
+/// made again after the wait), whatever it read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_that_waited_for_a_removal_is_refused() {
+    let store = support::fresh_store().await;
+    let [admin, leaver] = [user(&store, 1).await, user(&store, 2).await];
+    for rate in [None, Some(kith_core::SendRate::default())] {
+        let id = group(&store, 100 + u64::from(rate.is_some()), &[admin, leaver]).await;
+        // The other writer: the removal's statements, holding the lock.
+        let mut removal = store.pool().begin().await.unwrap();
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE conversations SET version = version + 1 WHERE id = $1 RETURNING version",
+        )
+        .bind(id.get() as i64)
+        .fetch_one(&mut *removal)
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE conversation_members SET left_version = $3, version = $3 \
+             WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(id.get() as i64)
+        .bind(leaver.get() as i64)
+        .bind(version)
+        .execute(&mut *removal)
+        .await
+        .unwrap();
+        let append = tokio::spawn({
+            let store = store.clone();
+            let mut record = message(1_000 + id.get(), id, leaver, &format!("w{}", id.get()));
+            record.rate = rate;
+            async move { store.append_message(&record).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!append.is_finished(), "the append waits for the lock");
+        removal.commit().await.unwrap();
+        let outcome = append.await.unwrap();
+        assert!(
+            matches!(
+                outcome,
+                Err(kith_core::Error::NotFound(kith_core::Entity::Conversation))
+            ),
+            "a removed member's append was answered {outcome:?}"
+        );
+        let conversation = store.conversation(id).await.unwrap().unwrap();
+        assert_eq!(conversation.last_seq, 0, "nothing stored");
+    }
+}
+
 /// A follow racing the deletion of the followed account never survives
 /// it: the account row locks order the two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

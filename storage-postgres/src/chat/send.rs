@@ -1,7 +1,6 @@
 //! Appending messages. Every call, one message or many, is a batch in one
-//! transaction of three statements ([`append_many`]: lock and find
-//! retries, check the senders, write everything) between `BEGIN` and
-//! `COMMIT`; if a statement fails, the batch is replayed one message at a
+//! transaction of two statements ([`append_many`]: read everything, write
+//! everything) between `BEGIN` and `COMMIT`; if a statement fails, the batch is replayed one message at a
 //! time ([`append_in`]), each in a savepoint.
 //!
 //! Idempotency on `(sender, client_id)` is checked by index lookups (a
@@ -20,16 +19,18 @@ use super::*;
 use kith_core::SendBucket;
 
 /// Locks the send-rate buckets of the users of the sorted array `$N`, in
-/// that order, creating full ones where missing (so that two transactions
+/// that order, if the condition holds (a way to make it wait for others), creating full ones where missing (so that two transactions
 /// cannot both start from a missing row; a full bucket: any refill reaches
 /// the burst), and returns them as `(user_id, milli_tokens, at)`.
 macro_rules! lock_buckets {
-    ($users:literal) => {
+    ($users:literal, $when:literal) => {
         concat!(
             "INSERT INTO send_buckets (user_id, milli_tokens, at) \
              SELECT u, 9223372036854775807, 0 FROM unnest(",
             $users,
-            "::bigint[]) AS u ORDER BY u \
+            "::bigint[]) AS u WHERE ",
+            $when,
+            " ORDER BY u \
              ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id \
              RETURNING user_id, milli_tokens, at"
         )
@@ -55,7 +56,7 @@ macro_rules! store_buckets {
 }
 
 /// [`lock_buckets!`] on `$1`.
-const LOCK_BUCKETS: &str = lock_buckets!("$1");
+const LOCK_BUCKETS: &str = lock_buckets!("$1", "true");
 
 /// [`store_buckets!`] on `$1` to `$3`.
 const STORE_BUCKETS: &str = store_buckets!("$1", "$2", "$3");
@@ -204,53 +205,70 @@ pub(super) const LOCK_COUNTERS: &str = "\
     SELECT id, last_seq, version FROM conversations WHERE id = ANY($1) \
     ORDER BY id FOR NO KEY UPDATE";
 
-/// The first statement of a batch: locks the conversations of the array
-/// `$1` in id order and returns their counters (rows `(0, id, last_seq,
-/// version)`), and the ids of the messages already stored under the
-/// `(sender, client_id)` pairs of the arrays `$2` and `$3` (rows `(1, id,
-/// 0, 0)`).
-///
-/// The lookup is one lookup of index `messages_client` per pair: a
-/// `LATERAL` subquery with a `LIMIT`, so that the planner cannot turn it
-/// into a hash join over the whole table (with a plain join it did so once
-/// a conversation held some ten thousand messages, and the check grew with
-/// the table, from 0.2 to 9 ms). Its snapshot may predate the locks (a
-/// statement's snapshot is taken when it starts): that is enough, as a
-/// stored message never goes away, and a message with the same pair
-/// committed while this batch waited for a lock makes its insert fail on
-/// the unique index, which sends the batch to the fallback.
-pub(super) const LOCK_AND_FIND_RETRIES: &str = "\
-    WITH locked AS MATERIALIZED (SELECT id, last_seq, version FROM conversations \
-        WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) \
-    SELECT 0 AS kind, id, last_seq, version FROM locked \
+/// The first statement of a batch, every read at once. Rows `(kind, a, b,
+/// c)`:
+/// - `0`: the conversations of the array `$1`, locked in id order, with
+///   their counters `(id, last_seq, version)` as locked (the latest, after
+///   any wait for a lock);
+/// - `1`: the same conversations' versions in the statement's snapshot
+///   `(id, version, 0)`, which is taken when the statement starts, so
+///   before any wait: where they differ from the locked ones, a writer
+///   committed while this batch waited, and the reads below (memberships
+///   above all) must be made again ([`SELECT_SENDERS`]);
+/// - `2`: the messages already stored under the `(sender, client_id)` pairs
+///   of the arrays `$2` and `$3` `(id, 0, 0)`: one lookup of index
+///   `messages_client` per pair, a `LATERAL` subquery with a `LIMIT` so that
+///   the planner cannot turn it into a hash join over the whole table (with
+///   a plain join it did so once a conversation held some ten thousand
+///   messages, and the check grew with the table, from 0.2 to 9 ms). An
+///   old snapshot is enough here: a stored message never goes away, and one
+///   with the same pair committed while this batch waited makes its insert
+///   fail on the unique index, which sends the batch to the fallback;
+/// - `3`: which of the `(conversation, user)` pairs of the arrays `$4` and
+///   `$5` are current memberships `(conversation, user, 0)`, one
+///   primary-key lookup per pair (`LATERAL` as above);
+/// - `4`: which of the message ids of `$6` exist `(id, 0, 0)` (a message
+///   never goes away, so the snapshot is enough);
+/// - `5`: the send-rate buckets of the users of `$7` ([`lock_buckets!`],
+///   `(user, milli_tokens, at)`), locked after every conversation (the
+///   insert waits for the count of `locked`), as every writer locks them.
+pub(super) const READ_BATCH: &str = concat!(
+    "WITH locked AS MATERIALIZED (SELECT id, last_seq, version FROM conversations \
+        WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE), \
+    locks AS MATERIALIZED (SELECT count(*) AS n FROM locked), \
+    buckets AS (",
+    lock_buckets!("$7", "(SELECT n FROM locks) >= 0"),
+    ") SELECT 0 AS kind, id, last_seq, version FROM locked \
     UNION ALL \
-    SELECT 1, m.id, 0, 0 FROM unnest($2::bigint[], $3::text[]) AS k (sender_id, client_id) \
+    SELECT 1, id, version, 0 FROM conversations WHERE id = ANY($1) \
+    UNION ALL \
+    SELECT 2, m.id, 0, 0 FROM unnest($2::bigint[], $3::text[]) AS k (sender_id, client_id) \
     CROSS JOIN LATERAL (SELECT id FROM messages WHERE messages.sender_id = k.sender_id \
-        AND messages.client_id = k.client_id LIMIT 1) m";
-
-/// The stored messages of the ids of the array `$1`.
-pub(super) const SELECT_BY_IDS: &str = select_messages!("WHERE id = ANY($1)");
-
-/// The second statement of a batch, after the conversations' locks (so its
-/// snapshot holds every membership change committed before): which of the
-/// `(conversation, user)` pairs of the arrays `$1` and `$2` are current
-/// memberships (rows `(0, conversation, user, 0)`, one primary-key lookup
-/// per pair, `LATERAL` as above), which of the message ids of `$3` exist
-/// (rows `(1, id, 0, 0)`), and the send-rate buckets of the users of `$4`
-/// ([`lock_buckets!`]; rows `(2, user, milli_tokens, at)`).
-pub(super) const CHECK_SENDERS: &str = concat!(
-    "WITH buckets AS (",
-    lock_buckets!("$4"),
-    ") SELECT 0 AS kind, m.conversation_id, m.user_id, 0::bigint \
-    FROM unnest($1::bigint[], $2::bigint[]) AS k (conversation_id, user_id) \
+        AND messages.client_id = k.client_id LIMIT 1) m \
+    UNION ALL \
+    SELECT 3, m.conversation_id, m.user_id, 0 \
+    FROM unnest($4::bigint[], $5::bigint[]) AS k (conversation_id, user_id) \
     CROSS JOIN LATERAL (SELECT conversation_id, user_id FROM conversation_members \
         WHERE conversation_id = k.conversation_id AND user_id = k.user_id \
             AND left_version IS NULL LIMIT 1) m \
     UNION ALL \
-    SELECT 1, id, 0, 0 FROM messages WHERE id = ANY($3) \
+    SELECT 4, id, 0, 0 FROM messages WHERE id = ANY($6) \
     UNION ALL \
-    SELECT 2, user_id, milli_tokens, at FROM buckets"
+    SELECT 5, user_id, milli_tokens, at FROM buckets"
 );
+
+/// Which of the `(conversation, user)` pairs of the arrays `$1` and `$2`
+/// are current memberships, as [`READ_BATCH`] reads them: for a batch that
+/// waited for a conversation's lock, after the lock.
+pub(super) const SELECT_SENDERS: &str = "\
+    SELECT m.conversation_id, m.user_id \
+    FROM unnest($1::bigint[], $2::bigint[]) AS k (conversation_id, user_id) \
+    CROSS JOIN LATERAL (SELECT conversation_id, user_id FROM conversation_members \
+        WHERE conversation_id = k.conversation_id AND user_id = k.user_id \
+            AND left_version IS NULL LIMIT 1) m";
+
+/// The stored messages of the ids of the array `$1`.
+pub(super) const SELECT_BY_IDS: &str = select_messages!("WHERE id = ANY($1)");
 
 /// The last statement of a batch, every write at once: inserts the
 /// messages of the arrays `$1` to `$9` (one per column) and their
@@ -323,9 +341,10 @@ fn conversation_ids(records: &[NewMessageRecord]) -> Vec<i64> {
 }
 
 /// Inside a transaction: the appends of a batch, in order, with the outcome
-/// [`append_in`] would give each if they ran one after the other, in three
-/// statements: [`LOCK_AND_FIND_RETRIES`] (the conversations locked in id
-/// order), [`CHECK_SENDERS`] and [`WRITE_BATCH`]. The checks of
+/// [`append_in`] would give each if they ran one after the other, in two
+/// statements: [`READ_BATCH`] (the conversations locked in id order) and
+/// [`WRITE_BATCH`], with [`SELECT_SENDERS`] between them when a lock was
+/// waited for and [`SELECT_BY_IDS`] when some sends are retries. The checks of
 /// [`append_in`] (idempotency, membership, the send rate and the
 /// `reply_to` foreign key) are made in Rust against what the reads returned
 /// and what the earlier appends of the batch stored.
@@ -340,40 +359,6 @@ async fn append_many(
 ) -> Result<Vec<Result<Appended>>> {
     let senders: Vec<i64> = records.iter().map(|r| sql_id(r.sender.get())).collect();
     let client_ids: Vec<&str> = records.iter().map(|r| r.client_id.as_str()).collect();
-    let first: Vec<(i32, i64, i64, i64)> = sqlx::query_as(LOCK_AND_FIND_RETRIES)
-        .bind(conversation_ids(records))
-        .bind(&senders)
-        .bind(&client_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-    // conversation -> (last_seq, version, last_activity)
-    let mut counters: HashMap<i64, (i64, i64, i64)> = HashMap::new();
-    let mut retried: Vec<i64> = Vec::new();
-    for (kind, id, seq, version) in first {
-        match kind {
-            0 => {
-                counters.insert(id, (seq, version, 0));
-            }
-            _ => retried.push(id),
-        }
-    }
-    let mut stored: HashMap<(i64, String), Message> = HashMap::with_capacity(retried.len());
-    if !retried.is_empty() {
-        let rows: Vec<MessageRow> = sqlx::query_as(SELECT_BY_IDS)
-            .bind(retried)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?;
-        for row in rows {
-            let message = Message::try_from(row)?;
-            stored.insert(
-                (sql_id(message.sender.get()), message.client_id.clone()),
-                message,
-            );
-        }
-    }
-
     let member_pairs: Vec<(i64, i64)> = records
         .iter()
         .map(|r| (sql_id(r.conversation_id.get()), sql_id(r.sender.get())))
@@ -392,28 +377,72 @@ async fn append_many(
         .collect();
     limited.sort_unstable();
     limited.dedup();
-    let second: Vec<(i32, i64, i64, i64)> = sqlx::query_as(CHECK_SENDERS)
-        .bind(pair_conversations)
-        .bind(pair_users)
+    let rows: Vec<(i32, i64, i64, i64)> = sqlx::query_as(READ_BATCH)
+        .bind(conversation_ids(records))
+        .bind(&senders)
+        .bind(&client_ids)
+        .bind(&pair_conversations)
+        .bind(&pair_users)
         .bind(replies)
         .bind(limited)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
+    // conversation -> (last_seq, version, last_activity)
+    let mut counters: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut seen: HashMap<i64, i64> = HashMap::new();
+    let mut retried: Vec<i64> = Vec::new();
     let mut members: HashSet<(i64, i64)> = HashSet::new();
     let mut known: HashSet<i64> = HashSet::new();
     let mut buckets: HashMap<i64, SendBucket> = HashMap::new();
-    for (kind, a, b, c) in second {
+    for (kind, a, b, c) in rows {
         match kind {
             0 => {
-                members.insert((a, b));
+                counters.insert(a, (b, c, 0));
             }
             1 => {
+                seen.insert(a, b);
+            }
+            2 => retried.push(a),
+            3 => {
+                members.insert((a, b));
+            }
+            4 => {
                 known.insert(a);
             }
             _ => {
                 buckets.insert(a, bucket(b, c));
             }
+        }
+    }
+    // A writer committed while this batch waited for a lock: read the
+    // memberships again, after the locks.
+    if counters
+        .iter()
+        .any(|(id, (_, version, _))| seen.get(id) != Some(version))
+    {
+        members = sqlx::query_as(SELECT_SENDERS)
+            .bind(pair_conversations)
+            .bind(pair_users)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+    }
+    let mut stored: HashMap<(i64, String), Message> = HashMap::with_capacity(retried.len());
+    if !retried.is_empty() {
+        let rows: Vec<MessageRow> = sqlx::query_as(SELECT_BY_IDS)
+            .bind(retried)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let message = Message::try_from(row)?;
+            stored.insert(
+                (sql_id(message.sender.get()), message.client_id.clone()),
+                message,
+            );
         }
     }
     let mut taken: Vec<i64> = Vec::new();

@@ -116,23 +116,22 @@ async fn hot_statements_use_indexes() {
             vec![Ints(vec![14, 15])],
         ),
         (
-            "batch: lock, retries",
-            LOCK_AND_FIND_RETRIES,
+            "batch: every read",
+            READ_BATCH,
             vec![
                 Ints(vec![14, 15]),
                 Ints(vec![105, 106]),
                 Texts(vec!["a", "b"]),
-            ],
-        ),
-        (
-            "batch: memberships, replies, buckets",
-            CHECK_SENDERS,
-            vec![
                 Ints(vec![14, 15]),
                 Ints(vec![105, 106]),
                 Ints(vec![14_001]),
                 Ints(vec![105, 106]),
             ],
+        ),
+        (
+            "batch: memberships again",
+            SELECT_SENDERS,
+            vec![Ints(vec![14, 15]), Ints(vec![105, 106])],
         ),
         ("history: latest", LATEST, vec![Int(14), Int(30)]),
         ("history: before", BEFORE, vec![Int(14), Int(30), Int(40)]),
