@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{Conversation, Member, MemberRole, Message, ReactionKind};
+use crate::chat::{Change, Conversation, Member, MemberRole, Message, ReactionKind};
 use crate::clock::Timestamp;
 use crate::ids::{ConversationId, FriendRequestId, SessionId, UserId};
 use crate::model::{FriendRequest, Friendship};
@@ -209,6 +209,76 @@ pub enum Event {
         /// The deleted account.
         user_id: UserId,
     },
+    /// A change to a conversation committed on another node, read from
+    /// storage, in its current state (as a replay gives it). Recipients:
+    /// the members, and the member who left for a departure.
+    Change {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The change.
+        change: Change,
+    },
+    /// A member is typing (not stored). Recipients: the other members.
+    Typing {
+        /// Where.
+        conversation_id: ConversationId,
+        /// Who.
+        user_id: UserId,
+        /// How long the indicator lasts unless repeated.
+        expires_in_ms: u64,
+    },
+    /// A user came online or went offline (not stored). Recipients: who
+    /// may see it ([`crate::Graph::presence_audience`]).
+    Presence {
+        /// Who.
+        user_id: UserId,
+        /// Whether they have an open connection.
+        online: bool,
+        /// When they went offline (absent while online).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<Timestamp>,
+    },
+}
+
+impl Event {
+    /// The conversation and version of a versioned change to a
+    /// conversation (messages, reactions, memberships, renames), which
+    /// every node delivers in version order; `None` for the other events.
+    pub fn conversation_version(&self) -> Option<(ConversationId, u64)> {
+        match self {
+            Event::MessageCreated { message }
+            | Event::MessageEdited { message }
+            | Event::MessageDeleted { message }
+            | Event::ReactionChanged { message, .. } => {
+                Some((message.conversation_id, message.version))
+            }
+            Event::MembersAdded {
+                conversation_id,
+                version,
+                ..
+            }
+            | Event::MemberRemoved {
+                conversation_id,
+                version,
+                ..
+            }
+            | Event::MemberRoleChanged {
+                conversation_id,
+                version,
+                ..
+            }
+            | Event::ConversationRenamed {
+                conversation_id,
+                version,
+                ..
+            } => Some((*conversation_id, *version)),
+            Event::Change {
+                conversation_id,
+                change,
+            } => Some((*conversation_id, change.version())),
+            _ => None,
+        }
+    }
 }
 
 /// An event and exactly who should receive it.
@@ -262,6 +332,13 @@ pub trait EventSink: Send + Sync {
             self.publish(delivery);
         }
     }
+
+    /// Events from other nodes may have been lost (the broker's connection
+    /// dropped and came back). Conversations are caught up from storage,
+    /// but the unversioned events are gone: a transport closes its
+    /// connections with a code that asks clients to reconnect and resume.
+    /// The default does nothing.
+    fn missed(&self) {}
 }
 
 /// A sink that drops every event, for apps without a real-time transport.

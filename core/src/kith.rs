@@ -5,12 +5,14 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::accounts::Accounts;
+use crate::broker::Broker;
 use crate::chat::{Chat, DirectMessages, Lanes, SendRate};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
 use crate::password::{Argon2Hasher, PasswordHasher};
+use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
 
 /// Library settings. Start from [`Config::default`] and change fields.
@@ -59,21 +61,26 @@ pub(crate) struct Inner {
     pub config: Config,
     pub lanes: Arc<Lanes>,
     pub spawner: Option<Arc<dyn Spawner>>,
+    /// With a broker: the sequencer every change goes through.
+    pub sequencer: Option<Arc<Sequencer>>,
 }
 
 impl Inner {
-    /// Hands an event to the sink. Called only after the change committed.
+    /// Hands an event to the sink (and, with a broker, to the other
+    /// nodes). Called only after the change committed.
     pub fn emit(&self, delivery: Delivery) {
-        if !delivery.recipients.is_empty() {
-            self.sink.publish(delivery);
-        }
+        self.emit_all(vec![delivery]);
     }
 
     /// Publishes deliveries together, in order.
     pub fn emit_all(&self, mut deliveries: Vec<Delivery>) {
         deliveries.retain(|d| !d.recipients.is_empty());
-        if !deliveries.is_empty() {
-            self.sink.publish_all(deliveries);
+        if deliveries.is_empty() {
+            return;
+        }
+        match &self.sequencer {
+            Some(sequencer) => sequencer.publish(self, deliveries),
+            None => self.sink.publish_all(deliveries),
         }
     }
 }
@@ -90,6 +97,7 @@ impl Kith {
             ids: None,
             hasher: None,
             spawner: None,
+            broker: None,
             config: Config::default(),
         }
     }
@@ -123,6 +131,54 @@ impl Kith {
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
+
+    /// Hands a signal that is not stored (typing, presence) to this node's
+    /// sink and, with a broker, to every other node's: `delivery` reaches
+    /// its recipients' connections wherever they are.
+    pub fn relay(&self, delivery: Delivery) {
+        self.inner.emit(delivery);
+    }
+
+    /// The id this handle's broker notices carry (random, fixed for its
+    /// life); `None` without a broker.
+    pub fn origin(&self) -> Option<u64> {
+        self.inner.sequencer.as_ref().map(|s| s.origin())
+    }
+
+    /// With a broker: starts serving a conversation at `version` (what a
+    /// client's replay of it covered) unless it is served already, and
+    /// keeps serving it until as many [`Self::release`] calls: every later
+    /// change reaches this node's sink, even one committed on another node
+    /// before this node heard of the conversation. Transports call it for
+    /// each conversation a client resumed. Without a broker: nothing.
+    pub fn serve(&self, id: crate::ConversationId, version: u64) {
+        if let Some(sequencer) = &self.inner.sequencer {
+            sequencer.serve(id, version, self.inner.clock.now());
+        }
+    }
+
+    /// Undoes one [`Self::serve`] (the client went away): the conversation
+    /// may be forgotten once idle.
+    pub fn release(&self, id: crate::ConversationId) {
+        if let Some(sequencer) = &self.inner.sequencer {
+            sequencer.release(id);
+        }
+    }
+
+    /// With a broker, the safety net the embedder runs every second or two:
+    /// compares the versions of the conversations this node serves with
+    /// storage's and delivers what a lost notice left out (reading it in
+    /// this call); forgets conversations unchanged for ten minutes. Without
+    /// a broker: nothing.
+    ///
+    /// # Errors
+    /// Storage errors; what could be read is delivered anyway.
+    pub async fn poll(&self) -> crate::Result<()> {
+        match &self.inner.sequencer {
+            Some(sequencer) => sequencer.poll(&self.inner).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs a task to completion on the embedder's async runtime (kith-core has
@@ -149,6 +205,7 @@ pub struct KithBuilder {
     ids: Option<Arc<dyn IdGenerator>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
     spawner: Option<Arc<dyn Spawner>>,
+    broker: Option<Arc<dyn Broker>>,
     config: Config,
 }
 
@@ -188,6 +245,17 @@ impl KithBuilder {
         self
     }
 
+    /// The broker linking this handle to the other nodes (handles or
+    /// processes) sharing its storage; see [`crate::broker`]. With one,
+    /// every change reaches this handle's sink once and in version order
+    /// whoever committed it, and this handle's changes reach the others'.
+    /// Give a [`Self::spawner`] too: without one, the changes of other
+    /// nodes are read only by [`Kith::poll`]. One node alone needs none.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
     /// The configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -200,19 +268,44 @@ impl KithBuilder {
         let ids = self
             .ids
             .unwrap_or_else(|| Arc::new(TimeOrderedIds::new(Arc::clone(&clock))));
-        Kith {
-            inner: Arc::new(Inner {
-                storage: self.storage,
-                sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
-                clock,
-                ids,
-                hasher: self
-                    .hasher
-                    .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
-                config: self.config,
-                lanes: Arc::default(),
-                spawner: self.spawner,
-            }),
+        let broker = self.broker;
+        let inner = Arc::new_cyclic(|weak| Inner {
+            storage: self.storage,
+            sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
+            clock,
+            ids,
+            hasher: self
+                .hasher
+                .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
+            config: self.config,
+            lanes: Arc::default(),
+            spawner: self.spawner,
+            sequencer: broker
+                .map(|broker| Arc::new(Sequencer::new(weak.clone(), broker, random_origin()))),
+        });
+        if let Some(sequencer) = &inner.sequencer {
+            sequencer
+                .broker()
+                .subscribe(Arc::new(Listener(Arc::downgrade(sequencer))));
+        }
+        Kith { inner }
+    }
+}
+
+/// A random id for a handle's broker notices (without randomness, one from
+/// the clock and the address of a local: distinct enough between
+/// processes).
+fn random_origin() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            let local = 0u8;
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default();
+            at ^ (std::ptr::addr_of!(local) as u64)
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]) and [`Kith::chat`] ([`Chat`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
+//! - [`broker`]: how several nodes sharing one storage tell each other what
+//!   changed ([`Broker`], [`MemoryBroker`]).
 //! - [`privacy`]: who may see what ([`privacy::Role`]).
 //! - [`validate`]: the input rules.
 //! - [`Clock`], [`IdGenerator`] and [`PasswordHasher`]: injectable collaborators.
@@ -41,6 +43,7 @@
 //! ```
 
 pub mod accounts;
+pub mod broker;
 pub mod chat;
 pub mod clock;
 pub mod error;
@@ -53,6 +56,7 @@ pub mod node;
 pub mod page;
 pub mod password;
 pub mod privacy;
+mod sequencer;
 pub mod storage;
 pub mod validate;
 
@@ -60,6 +64,7 @@ pub mod validate;
 pub mod testkit;
 
 pub use accounts::{Accounts, ChangePassword, NewAccount, NewUser, ProfilePatch};
+pub use broker::{Broker, MemoryBroker, Notice, NoticeBatch, Subscriber};
 pub use chat::{
     Change, ChangeKind, ChangeRecord, ChangeSet, Chat, Conversation, ConversationKind,
     ConversationSummary, DirectMessages, History, HistoryPage, Member, MemberRole, Message,

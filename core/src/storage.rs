@@ -358,6 +358,10 @@ pub trait ChatStore: Send + Sync {
     /// version if this moved. 0 for an unknown conversation.
     async fn membership_version(&self, id: ConversationId) -> Result<u64>;
 
+    /// The current versions of the conversations among `ids` that exist,
+    /// in any order (a node's poll of the conversations it serves).
+    async fn versions(&self, ids: &[ConversationId]) -> Result<Vec<(ConversationId, u64)>>;
+
     /// Atomically adds `members` (none of them current members; former
     /// members are re-added with the given role, join time and read
     /// position) under one new version, which it returns. Checked inside

@@ -149,6 +149,7 @@ use sqlx::Connection;
 use sqlx::Transaction;
 
 mod accounts;
+pub mod broker;
 mod chat;
 mod graph;
 mod nodes;
@@ -162,6 +163,7 @@ pub mod testing;
 
 /// The sqlx connection options accepted by [`PgStore::connect_with`],
 /// re-exported so that callers do not need their own `sqlx` dependency.
+pub use broker::PgBroker;
 pub use sqlx::postgres::PgConnectOptions;
 
 /// Settings of every connection of a store's pool. `plan_cache_mode`:

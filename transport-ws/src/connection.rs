@@ -24,7 +24,7 @@ use axum::extract::ws::{CloseFrame, Message};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use kith_core::{ConversationId, Error, Kith, NewMessage, UserId};
+use kith_core::{ConversationId, Delivery, Error, Event, Kith, NewMessage, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Identity;
@@ -81,6 +81,7 @@ where
         strikes: Vec::new(),
         typing: HashMap::new(),
         sending: FuturesOrdered::new(),
+        served: Vec::new(),
     };
     // The reader stops only between frames (when the client goes away or a
     // close is requested), never in the middle of a Kith call: a message
@@ -97,6 +98,9 @@ where
         writer.abort();
     }
     drop(subscription);
+    for id in reader.served.drain(..) {
+        shared.kith.release(id);
+    }
     if shared.config.presence && !shared.hub.is_online(user) {
         announce_presence(&shared, user, false).await;
     }
@@ -112,15 +116,14 @@ async fn announce_presence(shared: &Shared, user: UserId, online: bool) {
             return;
         }
     };
-    let frame = Frame::text(
-        ServerFrame::Presence {
+    shared.kith.relay(Delivery::new(
+        Event::Presence {
             user_id: user,
             online,
             last_seen,
-        }
-        .to_json(),
-    );
-    shared.hub.send(&audience, &frame);
+        },
+        audience,
+    ));
 }
 
 /// The writer: drains the outbox, feeds every ready frame, flushes once.
@@ -215,6 +218,9 @@ struct Reader<'a> {
     strikes: Vec<Instant>,
     /// When this connection last announced typing in each conversation.
     typing: HashMap<ConversationId, Instant>,
+    /// The conversations its replay made the node serve
+    /// ([`Kith::serve`]), released when it closes.
+    served: Vec<ConversationId>,
     /// Sends queued in Kith and not yet answered, in the client's order.
     sending: FuturesOrdered<Sending>,
 }
@@ -493,15 +499,14 @@ impl Reader<'_> {
             .typing(self.user, conversation_id)
             .await?;
         self.typing.insert(conversation_id, now);
-        let frame = Frame::text(
-            ServerFrame::Typing {
+        self.shared.kith.relay(Delivery::new(
+            Event::Typing {
                 conversation_id,
                 user_id: self.user,
                 expires_in_ms: config.typing_ttl.as_millis() as u64,
-            }
-            .to_json(),
-        );
-        self.shared.hub.send(&others, &frame);
+            },
+            others,
+        ));
         Ok(true)
     }
 
@@ -538,17 +543,18 @@ impl Reader<'_> {
                         .await
                     {
                         Ok(set) => {
-                            for change in &set.changes {
-                                frames.push(Frame::text(
-                                    ServerFrame::Change {
-                                        conversation_id,
-                                        change,
-                                    }
-                                    .to_json(),
-                                ));
+                            for change in set.changes {
+                                frames.push(Frame::event(&Event::Change {
+                                    conversation_id,
+                                    change,
+                                }));
                             }
                             since = set.until;
                             if !set.more {
+                                // Every later change reaches this node's
+                                // sink, whoever commits it.
+                                self.shared.kith.serve(conversation_id, since);
+                                self.served.push(conversation_id);
                                 floors.insert(conversation_id, since);
                                 reached.insert(conversation_id, since);
                                 break;

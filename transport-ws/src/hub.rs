@@ -45,35 +45,7 @@ impl Frame {
     /// The frame of a core event: its JSON, and its order key if it is a
     /// versioned change to a conversation.
     pub fn event(event: &Event) -> Self {
-        let order = match event {
-            Event::MessageCreated { message }
-            | Event::MessageEdited { message }
-            | Event::MessageDeleted { message }
-            | Event::ReactionChanged { message, .. } => {
-                Some((message.conversation_id, message.version))
-            }
-            Event::MembersAdded {
-                conversation_id,
-                version,
-                ..
-            }
-            | Event::MemberRemoved {
-                conversation_id,
-                version,
-                ..
-            }
-            | Event::MemberRoleChanged {
-                conversation_id,
-                version,
-                ..
-            }
-            | Event::ConversationRenamed {
-                conversation_id,
-                version,
-                ..
-            } => Some((*conversation_id, *version)),
-            _ => None,
-        };
+        let order = event.conversation_version();
         // Events are plain data; serialising them cannot fail.
         let text = serde_json::to_string(event).unwrap_or_default();
         Self {
@@ -475,6 +447,18 @@ impl EventSink for Hub {
                 self.after(&delivery.event);
             }
             rest = &rest[run..];
+        }
+    }
+
+    /// Closes every connection with [`close::RESUME`]: their clients
+    /// reconnect and resume, and so miss nothing.
+    fn missed(&self) {
+        for shard in self.shards.iter() {
+            for conns in read(shard).values() {
+                for conn in conns {
+                    conn.close(close::RESUME);
+                }
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use kith_core::{Change, ConversationId, MessageId, ReactionKind, Timestamp, UnreadEntry, UserId};
+use kith_core::{ConversationId, MessageId, ReactionKind, UnreadEntry};
 use serde::{Deserialize, Serialize};
 
 /// The subprotocol name clients ask for in `Sec-WebSocket-Protocol`.
@@ -37,6 +37,10 @@ pub mod close {
     /// The client did not read fast enough and its queue filled up:
     /// reconnect and resume; nothing is lost.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The server may have missed live events from the other server nodes
+    /// (its link to them dropped): reconnect and resume; nothing stored is
+    /// lost.
+    pub const RESUME: u16 = 4009;
 }
 
 /// A frame from the client. Every client frame gets exactly one answer:
@@ -183,13 +187,6 @@ pub enum ServerFrame<'a> {
         /// Each conversation with unread messages.
         conversations: &'a [UnreadEntry],
     },
-    /// One replayed change of a conversation (during resume), in its current state.
-    Change {
-        /// The conversation.
-        conversation_id: ConversationId,
-        /// The change.
-        change: &'a Change,
-    },
     /// The answer to `resume`: the replay is over; live frames follow.
     /// Gives the version each resumed conversation is now at for this
     /// client, and why each of the others could not be resumed.
@@ -210,25 +207,6 @@ pub enum ServerFrame<'a> {
         /// Whether the frame changed something (`false`: it asked for what
         /// already was, or a typing indicator was not relayed).
         changed: bool,
-    },
-    /// Someone is typing; treat it as over after `expires_in_ms` unless repeated.
-    Typing {
-        /// Where.
-        conversation_id: ConversationId,
-        /// Who.
-        user_id: UserId,
-        /// How long the indicator lasts.
-        expires_in_ms: u64,
-    },
-    /// A friend came online or went offline.
-    Presence {
-        /// Who.
-        user_id: UserId,
-        /// Whether they have an open connection.
-        online: bool,
-        /// When they went offline (absent while online).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        last_seen: Option<Timestamp>,
     },
     /// The answer to `ping`.
     Pong {

@@ -30,6 +30,7 @@ pub mod follows;
 pub mod graph;
 pub mod graph_races;
 pub mod model;
+pub mod nodes;
 pub mod profiles;
 pub mod writers;
 
@@ -39,8 +40,8 @@ use std::time::Duration;
 
 use crate::{
     Account, Argon2Hasher, Clash, Config, Delivery, Denied, Entity, Error, Event, Kith,
-    ManualClock, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result, Spawner, Storage,
-    TimeOrderedIds, Timestamp, UserId, Visibility,
+    ManualClock, MemoryBroker, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result,
+    Spawner, Storage, TimeOrderedIds, Timestamp, UserId, Visibility,
 };
 
 /// What each case runs against: a [`Kith`] over a fresh backend with a
@@ -58,6 +59,20 @@ pub struct Fixture {
     runtime: Option<Arc<dyn Spawner>>,
     /// Whether the handle was built with [`Self::runtime`].
     spawning: bool,
+}
+
+/// Two nodes sharing the fixture's storage ([`Fixture::two_nodes`]).
+pub struct Nodes {
+    /// The first node.
+    pub a: Kith,
+    /// What the first node delivered.
+    pub a_events: Arc<RecordingSink>,
+    /// The second node.
+    pub b: Kith,
+    /// What the second node delivered.
+    pub b_events: Arc<RecordingSink>,
+    /// The broker linking them.
+    pub broker: Arc<MemoryBroker>,
 }
 
 /// 2026-01-01T00:00:00Z, where every fixture's clock starts.
@@ -127,6 +142,46 @@ impl Fixture {
             spawner,
         );
         (self.reconfigure(config), other)
+    }
+
+    /// Two nodes over the fixture's storage, as two server processes
+    /// would be, linked by a [`MemoryBroker`]: each with a node number
+    /// leased from the storage for its ids, a sink of its own, and the test
+    /// runtime's spawner. The fixture's own handle is left as it is (the
+    /// cases set up users and groups through it).
+    pub async fn two_nodes(&self) -> Nodes {
+        let runtime = self.runtime.clone();
+        assert!(runtime.is_some(), "the fixture has no runtime");
+        let storage = Arc::clone(self.kith.storage());
+        let broker = Arc::new(MemoryBroker::new());
+        let mut nodes = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let lease = crate::NodeLease::acquire(storage.as_ref(), self.clock.as_ref())
+                .await
+                .unwrap();
+            let ids = Arc::new(TimeOrderedIds::for_node(self.clock.clone(), lease.node()));
+            let events = Arc::<RecordingSink>::default();
+            let mut builder = Kith::builder(Arc::clone(&storage))
+                .clock(self.clock.clone())
+                .sink(events.clone())
+                .ids(ids)
+                .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
+                .config(self.kith.config().clone())
+                .broker(broker.clone());
+            if let Some(runtime) = &runtime {
+                builder = builder.spawner(Arc::clone(runtime));
+            }
+            nodes.push((builder.build(), events));
+        }
+        let (b, b_events) = nodes.pop().unwrap();
+        let (a, a_events) = nodes.pop().unwrap();
+        Nodes {
+            a,
+            a_events,
+            b,
+            b_events,
+            broker,
+        }
     }
 
     /// The same fixture (storage, clock, recorded events, ids, spawner) with
@@ -536,6 +591,13 @@ macro_rules! __conformance_cases {
                 two_admins_stepping_down_through_two_writers_keep_an_admin,
                 members_added_through_two_writers_never_exceed_the_size_limit,
                 a_users_send_rate_holds_across_two_writers,
+            }
+            nodes {
+                two_nodes_deliver_every_change_of_a_group_once_in_version_order,
+                a_notice_the_broker_lost_is_recovered_by_the_poll,
+                a_node_serves_a_conversation_from_the_version_a_replay_covered,
+                events_that_are_not_stored_reach_the_other_node,
+                a_group_created_on_one_node_is_announced_by_the_other,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,

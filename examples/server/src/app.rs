@@ -13,9 +13,10 @@ use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use kith_core::{
-    Clock, Config, DirectMessages, Kith, NodeLease, SendRate, Storage, SystemClock, TimeOrderedIds,
+    Broker, Clock, Config, DirectMessages, Kith, NodeLease, SendRate, Storage, SystemClock,
+    TimeOrderedIds,
 };
-use kith_postgres::PgStore;
+use kith_postgres::{PgBroker, PgStore};
 use kith_sqlite::SqliteStore;
 use kith_ws::{Hub, KithSessions, WsConfig, WsServer};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -91,7 +92,7 @@ pub struct App {
 /// # Errors
 /// [`StartError`] if the database cannot be opened.
 pub async fn build(settings: Settings) -> Result<App, StartError> {
-    let store = open_storage(&settings.database_url).await?;
+    let (store, broker) = open_storage(&settings.database_url).await?;
     // Several servers may share the database: each makes its ids with a
     // node number of its own, leased here and renewed while it serves.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -111,7 +112,11 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         burst: settings.send_burst,
         per_second: settings.send_per_second,
     });
-    let kith = Kith::builder(store)
+    let builder = match broker {
+        Some(broker) => Kith::builder(store).broker(broker),
+        None => Kith::builder(store),
+    };
+    let kith = builder
         .clock(Arc::clone(&clock))
         .ids(Arc::new(TimeOrderedIds::for_node(clock, node.node())))
         .sink(Arc::new(CountingSink {
@@ -196,11 +201,18 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
 /// (`kith.db`, `/var/lib/kith/kith.db`, `:memory:`). Anything that looks like
 /// a URL of another scheme (`postgres://...`) is not.
 /// Opens the backend the database URL names: PostgreSQL for `postgres://`
-/// and `postgresql://`, SQLite for `sqlite:` and plain paths.
-async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StartError> {
+/// and `postgresql://`, with the broker that links the servers sharing it;
+/// SQLite (one server) for `sqlite:` and plain paths.
+async fn open_storage(
+    url: &str,
+) -> Result<(Arc<dyn Storage>, Option<Arc<dyn Broker>>), StartError> {
     match scheme(url).map(str::to_ascii_lowercase).as_deref() {
-        None | Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::connect(url).await?)),
+        None | Some("sqlite") => Ok((Arc::new(SqliteStore::open(url).await?), None)),
+        Some("postgres" | "postgresql") => {
+            let store = PgStore::connect(url).await?;
+            let broker = PgBroker::start(&store).await?;
+            Ok((Arc::new(store), Some(broker)))
+        }
         Some(_) => Err(StartError::UnsupportedDatabase(url.to_owned())),
     }
 }

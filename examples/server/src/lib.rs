@@ -52,6 +52,7 @@ pub async fn serve(
     let closer = ws.clone();
     let (kith, node) = (app.state.kith.clone(), app.state.node);
     let renewer = tokio::spawn(renew_node(kith.clone(), node));
+    let poller = tokio::spawn(poll(kith.clone()));
     let grace = Duration::from_secs(app.state.settings.shutdown_grace_secs);
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let ws_closer = tokio::spawn(async move {
@@ -91,11 +92,30 @@ pub async fn serve(
         );
     }
     renewer.abort();
+    poller.abort();
     // The number is free at once for the next server.
     if let Err(e) = node.release(kith.storage().as_ref()).await {
         tracing::warn!(error = %e, "could not release the node lease");
     }
     Ok(())
+}
+
+/// How often a server compares the versions of the conversations it serves
+/// with the database's ([`kith_core::Kith::poll`]): the most a lost broker
+/// notification delays a change.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The safety net under the broker (see [`POLL_EVERY`]); nothing without
+/// one.
+async fn poll(kith: kith_core::Kith) {
+    let mut every = tokio::time::interval(POLL_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = kith.poll().await {
+            tracing::warn!(error = %e, "could not poll the served conversations");
+        }
+    }
 }
 
 /// Renews the server's node lease while it serves. A lease that could not

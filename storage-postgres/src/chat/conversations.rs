@@ -205,6 +205,26 @@ pub(super) async fn membership_version(store: &PgStore, id: ConversationId) -> R
     Ok(raw_count(version))
 }
 
+/// The versions of the conversations of the array `$1`.
+const VERSIONS: &str = "SELECT id, version FROM conversations WHERE id = ANY($1)";
+
+/// [`ChatStore::versions`].
+pub(super) async fn versions(
+    store: &PgStore,
+    ids: &[ConversationId],
+) -> Result<Vec<(ConversationId, u64)>> {
+    let ids: Vec<i64> = ids.iter().map(|id| sql_id(id.get())).collect();
+    let rows: Vec<(i64, i64)> = sqlx::query_as(VERSIONS)
+        .bind(ids)
+        .fetch_all(store.read())
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, version)| (ConversationId::new(raw_id(id)), raw_count(version)))
+        .collect())
+}
+
 /// [`ChatStore::add_members`].
 pub(super) async fn add_members(
     store: &PgStore,

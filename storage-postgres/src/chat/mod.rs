@@ -172,6 +172,10 @@ impl ChatStore for PgStore {
         conversations::membership_version(self, id).await
     }
 
+    async fn versions(&self, ids: &[ConversationId]) -> Result<Vec<(ConversationId, u64)>> {
+        conversations::versions(self, ids).await
+    }
+
     /// As the trait says; [`Error::NotFound`] ([`Entity::Conversation`]) if
     /// there is no such conversation, and [`Error::InvalidInput`]
     /// (`members`), with nothing changed, if one of `members` is a current
