@@ -313,6 +313,88 @@ impl Graph<'_> {
         self.kith.storage.friend_ids(user).await
     }
 
+    /// A connection of `user` opened on this node. Storage counts the
+    /// user's connections per node, under each node's presence lease
+    /// ([`PRESENCE_TTL`], renewed by [`Kith::poll`](crate::Kith::poll)); if
+    /// they had none on any live node, [`Self::presence_audience`] is told
+    /// that they came online ([`Event::Presence`], on every node). Returns
+    /// whether they came online. Transports call it for every connection
+    /// they open, and [`Self::disconnected`] when it closes.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn connected(&self, user: UserId) -> Result<bool> {
+        let now = self.kith.clock.now();
+        let until = now.plus(PRESENCE_TTL);
+        let came = self
+            .kith
+            .storage
+            .presence_up(user, self.kith.origin, now, until)
+            .await?;
+        if came {
+            self.announce(user, true, now).await?;
+        }
+        Ok(came)
+    }
+
+    /// A connection of `user` opened with [`Self::connected`] closed; if it
+    /// was their last on every live node, [`Self::presence_audience`] is
+    /// told that they went offline, with when. Returns whether they went
+    /// offline.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn disconnected(&self, user: UserId) -> Result<bool> {
+        let now = self.kith.clock.now();
+        let gone = self
+            .kith
+            .storage
+            .presence_down(user, self.kith.origin, now)
+            .await?;
+        if gone {
+            self.announce(user, false, now).await?;
+        }
+        Ok(gone)
+    }
+
+    /// Tells the user's presence audience that they came online or went
+    /// offline at `at`.
+    async fn announce(&self, user: UserId, online: bool, at: crate::Timestamp) -> Result<()> {
+        let audience = self.presence_audience(user).await?;
+        self.kith.emit(Delivery::new(
+            Event::Presence {
+                user_id: user,
+                online,
+                last_seen: (!online).then_some(at),
+            },
+            audience,
+        ));
+        Ok(())
+    }
+
+    /// [`Kith::poll`](crate::Kith::poll)'s part for presence: renews this
+    /// node's lease when a third of it has passed, and announces the users
+    /// of ended leases who have no connection left as offline.
+    pub(crate) async fn keep_presence(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = self.kith.clock.now();
+        let renewed = self.kith.presence_renewed.load(Ordering::Relaxed);
+        let third = (PRESENCE_TTL.as_millis() / 3) as i64;
+        if renewed == i64::MIN || now.as_millis() - renewed >= third {
+            self.kith
+                .storage
+                .renew_presence(self.kith.origin, now.plus(PRESENCE_TTL))
+                .await?;
+            self.kith
+                .presence_renewed
+                .store(now.as_millis(), Ordering::Relaxed);
+        }
+        for user in self.kith.storage.expire_presence(now).await? {
+            self.announce(user, false, now).await?;
+        }
+        Ok(())
+    }
+
     /// Ends the actor's friendship with `other`. Follows are not touched.
     ///
     /// # Errors
@@ -540,3 +622,8 @@ impl Graph<'_> {
         Ok(Paged::from_rows(rows, limit, since_key))
     }
 }
+
+/// How long a node's presence lease lasts unless renewed: the users of a
+/// node killed without closing its connections are shown offline at most
+/// this long after (plus the other nodes' poll interval).
+pub const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(30);

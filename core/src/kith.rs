@@ -63,6 +63,10 @@ pub(crate) struct Inner {
     pub spawner: Option<Arc<dyn Spawner>>,
     /// With a broker: the sequencer every change goes through.
     pub sequencer: Option<Arc<Sequencer>>,
+    /// This handle's id as a node ([`Kith::origin`]).
+    pub origin: u64,
+    /// When this node last renewed its presence lease (milliseconds).
+    pub presence_renewed: std::sync::atomic::AtomicI64,
 }
 
 impl Inner {
@@ -139,10 +143,11 @@ impl Kith {
         self.inner.emit(delivery);
     }
 
-    /// The id this handle's broker notices carry (random, fixed for its
-    /// life); `None` without a broker.
-    pub fn origin(&self) -> Option<u64> {
-        self.inner.sequencer.as_ref().map(|s| s.origin())
+    /// This handle's id as a node: random, fixed for its life, below
+    /// 2^63. Its broker notices carry it, and storage counts its users'
+    /// connections under it (presence).
+    pub fn origin(&self) -> u64 {
+        self.inner.origin
     }
 
     /// With a broker: starts serving a conversation at `version` (what a
@@ -165,19 +170,26 @@ impl Kith {
         }
     }
 
-    /// With a broker, the safety net the embedder runs every second or two:
-    /// compares the versions of the conversations this node serves with
-    /// storage's and delivers what a lost notice left out (reading it in
-    /// this call); forgets conversations unchanged for ten minutes. Without
-    /// a broker: nothing.
+    /// A node's periodic work, which the embedder runs every second or
+    /// two:
+    /// - presence: renews this node's presence lease (see
+    ///   [`Graph::connected`](crate::Graph::connected)) and forgets the
+    ///   connections of nodes whose lease ended (killed nodes), telling
+    ///   who may see it that their users went offline;
+    /// - with a broker, the safety net under it: compares the versions of
+    ///   the conversations this node serves with storage's and delivers
+    ///   what a lost notice left out (reading it in this call); forgets
+    ///   conversations unchanged for ten minutes that no client holds.
     ///
     /// # Errors
-    /// Storage errors; what could be read is delivered anyway.
+    /// Storage errors; what could be done is done anyway.
     pub async fn poll(&self) -> crate::Result<()> {
-        match &self.inner.sequencer {
+        let presence = self.graph().keep_presence().await;
+        let served = match &self.inner.sequencer {
             Some(sequencer) => sequencer.poll(&self.inner).await,
             None => Ok(()),
-        }
+        };
+        presence.and(served)
     }
 }
 
@@ -269,6 +281,7 @@ impl KithBuilder {
             .ids
             .unwrap_or_else(|| Arc::new(TimeOrderedIds::new(Arc::clone(&clock))));
         let broker = self.broker;
+        let origin = random_origin();
         let inner = Arc::new_cyclic(|weak| Inner {
             storage: self.storage,
             sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
@@ -280,8 +293,9 @@ impl KithBuilder {
             config: self.config,
             lanes: Arc::default(),
             spawner: self.spawner,
-            sequencer: broker
-                .map(|broker| Arc::new(Sequencer::new(weak.clone(), broker, random_origin()))),
+            sequencer: broker.map(|broker| Arc::new(Sequencer::new(weak.clone(), broker, origin))),
+            origin,
+            presence_renewed: std::sync::atomic::AtomicI64::new(i64::MIN),
         });
         if let Some(sequencer) = &inner.sequencer {
             sequencer
@@ -292,12 +306,12 @@ impl KithBuilder {
     }
 }
 
-/// A random id for a handle's broker notices (without randomness, one from
-/// the clock and the address of a local: distinct enough between
-/// processes).
+/// A random id for a handle as a node, below 2^63 so that every backend
+/// stores it as a signed integer (without randomness, one from the clock
+/// and the address of a local: distinct enough between processes).
 fn random_origin() -> u64 {
     let mut bytes = [0u8; 8];
-    match getrandom::fill(&mut bytes) {
+    let raw = match getrandom::fill(&mut bytes) {
         Ok(()) => u64::from_le_bytes(bytes),
         Err(_) => {
             let local = 0u8;
@@ -307,5 +321,6 @@ fn random_origin() -> u64 {
                 .unwrap_or_default();
             at ^ (std::ptr::addr_of!(local) as u64)
         }
-    }
+    };
+    raw >> 1
 }

@@ -74,7 +74,7 @@ pub use chat::{
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
-pub use graph::Graph;
+pub use graph::{Graph, PRESENCE_TTL};
 pub use ids::{
     ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
     NODES,

@@ -122,10 +122,6 @@ impl Sequencer {
         }
     }
 
-    pub(crate) fn origin(&self) -> u64 {
-        self.origin
-    }
-
     pub(crate) fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
     }

@@ -574,6 +574,34 @@ pub trait NodeStore: Send + Sync {
 
     /// Ends `holder`'s lease of `node`, if it still holds it.
     async fn release_node(&self, node: u16, holder: u64) -> Result<()>;
+
+    /// Counts one more connection of `user` on the node `holder` (a
+    /// handle's [`Kith::origin`](crate::Kith::origin)) and extends that
+    /// node's presence lease to `until`. Atomic per user, so that nodes
+    /// connecting one user at once agree. Returns whether the user had no
+    /// connection before on any node whose presence lease is live at `now`
+    /// (they came online).
+    async fn presence_up(
+        &self,
+        user: UserId,
+        holder: u64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+
+    /// Counts one connection fewer of `user` on `holder`. Returns whether
+    /// the user now has no connection on any node whose presence lease is
+    /// live at `now` (they went offline); `false`, with nothing changed, if
+    /// `holder` had no connection of theirs counted.
+    async fn presence_down(&self, user: UserId, holder: u64, now: Timestamp) -> Result<bool>;
+
+    /// Extends the presence lease of `holder` to `until`.
+    async fn renew_presence(&self, holder: u64, until: Timestamp) -> Result<()>;
+
+    /// Forgets the nodes whose presence lease ended before `now` (stopped
+    /// without saying so, or killed) and their connections; returns the
+    /// users who had connections there and have none left on a live node.
+    async fn expire_presence(&self, now: Timestamp) -> Result<Vec<UserId>>;
 }
 
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.

@@ -1,11 +1,14 @@
 //! [`NodeStore`] for [`PgStore`]: node leases in `node_leases`, leased in a
 //! transaction that locks the table first, so that writers starting at once
-//! never take the same number.
+//! never take the same number; presence in `presence` (connections per user
+//! and node) under the nodes' presence leases in `presence_nodes`, one
+//! user's changes serialised by an advisory lock.
 
 use async_trait::async_trait;
-use kith_core::{NodeStore, Result, Timestamp};
+use kith_core::{NodeStore, Result, Timestamp, UserId};
 
-use crate::{db, PgStore};
+use crate::rows::{raw_id, sql_id};
+use crate::{db, lock_pair, PgStore};
 
 #[async_trait]
 impl NodeStore for PgStore {
@@ -67,7 +70,133 @@ impl NodeStore for PgStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)
     }
+    async fn presence_up(
+        &self,
+        user: UserId,
+        holder: u64,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let user = sql_id(user.get());
+        let mut tx = self.begin().await?;
+        // The pair {user, user}, which no graph write takes: one user's
+        // presence changes run one after the other.
+        lock_pair(&mut tx, user, user).await?;
+        renew(&mut tx, holder, until).await?;
+        let before: i64 = sqlx::query_scalar(LIVE_CONNECTIONS)
+            .bind(user)
+            .bind(now.as_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO presence (user_id, holder, connections) VALUES ($1, $2, 1) \
+             ON CONFLICT (user_id, holder) DO UPDATE SET connections = presence.connections + 1",
+        )
+        .bind(user)
+        .bind(holder_sql(holder))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(before == 0)
+    }
+
+    async fn presence_down(&self, user: UserId, holder: u64, now: Timestamp) -> Result<bool> {
+        let user = sql_id(user.get());
+        let mut tx = self.begin().await?;
+        lock_pair(&mut tx, user, user).await?;
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE presence SET connections = connections - 1 \
+             WHERE user_id = $1 AND holder = $2 AND connections > 1 RETURNING connections",
+        )
+        .bind(user)
+        .bind(holder_sql(holder))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if left.is_none() {
+            let gone = sqlx::query("DELETE FROM presence WHERE user_id = $1 AND holder = $2")
+                .bind(user)
+                .bind(holder_sql(holder))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if gone.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        let after: i64 = sqlx::query_scalar(LIVE_CONNECTIONS)
+            .bind(user)
+            .bind(now.as_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(after == 0)
+    }
+
+    async fn renew_presence(&self, holder: u64, until: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        renew(&mut tx, holder, until).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn expire_presence(&self, now: Timestamp) -> Result<Vec<UserId>> {
+        let mut tx = self.begin().await?;
+        let mut users: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM presence WHERE holder IN \
+                (SELECT holder FROM presence_nodes WHERE until < $1) \
+             RETURNING user_id",
+        )
+        .bind(now.as_millis())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM presence_nodes WHERE until < $1")
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        users.sort_unstable();
+        users.dedup();
+        let offline: Vec<i64> = sqlx::query_scalar(
+            "SELECT u FROM unnest($1::bigint[]) AS u WHERE NOT EXISTS \
+                (SELECT 1 FROM presence p JOIN presence_nodes n ON n.holder = p.holder \
+                 WHERE p.user_id = u AND n.until >= $2) ORDER BY u",
+        )
+        .bind(users)
+        .bind(now.as_millis())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(offline
+            .into_iter()
+            .map(|u| UserId::new(raw_id(u)))
+            .collect())
+    }
 }
+
+/// Extends the presence lease of `holder` to `until` (never shortens it).
+async fn renew(conn: &mut sqlx::PgConnection, holder: u64, until: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO presence_nodes (holder, until) VALUES ($1, $2) \
+         ON CONFLICT (holder) DO UPDATE \
+         SET until = GREATEST(presence_nodes.until, EXCLUDED.until)",
+    )
+    .bind(holder_sql(holder))
+    .bind(until.as_millis())
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(db)
+}
+
+/// A user's connections on nodes whose presence lease is live at `$2`.
+const LIVE_CONNECTIONS: &str = "SELECT count(*) FROM presence p \
+    JOIN presence_nodes n ON n.holder = p.holder \
+    WHERE p.user_id = $1 AND n.until >= $2";
 
 /// A holder as stored: its 64 bits as a signed integer.
 fn holder_sql(holder: u64) -> i64 {

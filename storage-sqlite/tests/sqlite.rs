@@ -167,7 +167,14 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
@@ -191,6 +198,8 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             "messages",
             "mutes",
             "node_leases",
+            "presence",
+            "presence_nodes",
             "send_buckets",
             "sessions"
         ]

@@ -59,9 +59,11 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let user = identity.user_id;
-    let (subscription, first) = shared.hub.subscribe(user, identity.session);
-    if first && shared.config.presence {
-        announce_presence(&shared, user, true).await;
+    let (subscription, _) = shared.hub.subscribe(user, identity.session);
+    if shared.config.presence {
+        if let Err(e) = shared.kith.graph().connected(user).await {
+            tracing::error!(error = %e, %user, "presence not recorded");
+        }
     }
     let outbox = Arc::clone(subscription.outbox());
     let (sink, stream) = socket.split();
@@ -101,29 +103,11 @@ where
     for id in reader.served.drain(..) {
         shared.kith.release(id);
     }
-    if shared.config.presence && !shared.hub.is_online(user) {
-        announce_presence(&shared, user, false).await;
-    }
-}
-
-/// Tells the user's friends that they came online or went offline.
-async fn announce_presence(shared: &Shared, user: UserId, online: bool) {
-    let last_seen = (!online).then(|| shared.kith.now());
-    let audience = match shared.kith.graph().presence_audience(user).await {
-        Ok(audience) => audience,
-        Err(e) => {
-            tracing::error!(error = %e, %user, "presence not announced");
-            return;
+    if shared.config.presence {
+        if let Err(e) = shared.kith.graph().disconnected(user).await {
+            tracing::error!(error = %e, %user, "presence not recorded");
         }
-    };
-    shared.kith.relay(Delivery::new(
-        Event::Presence {
-            user_id: user,
-            online,
-            last_seen,
-        },
-        audience,
-    ));
+    }
 }
 
 /// The writer: drains the outbox, feeds every ready frame, flushes once.

@@ -598,6 +598,8 @@ macro_rules! __conformance_cases {
                 a_node_serves_a_conversation_from_the_version_a_replay_covered,
                 events_that_are_not_stored_reach_the_other_node,
                 a_group_created_on_one_node_is_announced_by_the_other,
+                presence_is_counted_per_user_across_nodes,
+                the_users_of_a_node_whose_presence_lease_ended_go_offline,
             }
             graph_races {
                 crossing_friend_requests_become_one_friendship,

@@ -15,7 +15,7 @@ use futures::future::{join, join_all};
 use crate::testkit::chat::{group, new_message};
 use crate::testkit::Fixture;
 use crate::{
-    Change, ConversationId, Delivery, Event, History, Message, MessageId, ReactionKind,
+    Change, Clock, ConversationId, Delivery, Event, History, Message, MessageId, ReactionKind,
     RecordingSink, UserId,
 };
 
@@ -340,4 +340,95 @@ pub async fn a_group_created_on_one_node_is_announced_by_the_other(f: Fixture) {
     settle(&n.a_events, &mut seen, team.id, sent.version).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(message_of(&seen[0].event), Some(&sent));
+}
+
+/// Presence is counted per user across nodes: a user is online while they
+/// have a connection on any node, and their friends are told once when
+/// they come online and once when they go offline, on every node.
+pub async fn presence_is_counted_per_user_across_nodes(f: Fixture) {
+    let n = f.two_nodes().await;
+    let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
+    f.befriend(alice.id, bob.id).await;
+    let online = Event::Presence {
+        user_id: alice.id,
+        online: true,
+        last_seen: None,
+    };
+    assert!(
+        n.a.graph().connected(alice.id).await.unwrap(),
+        "came online"
+    );
+    let told = n.a_events.take();
+    assert_eq!(
+        told,
+        [Delivery::new(online.clone(), [bob.id])],
+        "friends only"
+    );
+    assert_eq!(quiet(&n.b_events).await, told, "told on the other node too");
+    // More connections, on either node: nothing new.
+    assert!(!n.b.graph().connected(alice.id).await.unwrap());
+    assert!(!n.a.graph().connected(alice.id).await.unwrap());
+    assert!(!n.a.graph().disconnected(alice.id).await.unwrap());
+    assert!(!n.a.graph().disconnected(alice.id).await.unwrap());
+    assert!(n.a_events.take().is_empty());
+    assert!(quiet(&n.b_events).await.is_empty());
+    // A node that has none of her connections cannot take one away.
+    assert!(!n.a.graph().disconnected(alice.id).await.unwrap());
+    f.tick();
+    assert!(
+        n.b.graph().disconnected(alice.id).await.unwrap(),
+        "went offline"
+    );
+    let offline = Event::Presence {
+        user_id: alice.id,
+        online: false,
+        last_seen: Some(f.clock.now()),
+    };
+    let told = n.b_events.take();
+    assert_eq!(told, [Delivery::new(offline, [bob.id])]);
+    assert_eq!(quiet(&n.a_events).await, told);
+    // Carol has no friends: she comes and goes unannounced.
+    assert!(n.a.graph().connected(carol.id).await.unwrap());
+    assert!(n.a.graph().disconnected(carol.id).await.unwrap());
+    assert!(n.a_events.take().is_empty());
+}
+
+/// The users of a node that stopped renewing its presence lease (killed)
+/// go offline when the lease ends: the next poll of another node forgets
+/// its connections and tells their friends; users still connected
+/// elsewhere stay online.
+pub async fn the_users_of_a_node_whose_presence_lease_ended_go_offline(f: Fixture) {
+    let n = f.two_nodes().await;
+    let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
+    f.befriend(alice.id, bob.id).await;
+    f.befriend(carol.id, bob.id).await;
+    assert!(n.a.graph().connected(alice.id).await.unwrap());
+    assert!(n.a.graph().connected(carol.id).await.unwrap());
+    assert!(!n.b.graph().connected(carol.id).await.unwrap());
+    n.b.poll().await.unwrap();
+    n.a_events.take();
+    quiet(&n.b_events).await;
+    // Node a stops (no poll renews its lease) while b keeps polling.
+    f.clock.advance(crate::PRESENCE_TTL / 2);
+    n.b.poll().await.unwrap();
+    assert!(n.b_events.take().is_empty(), "a's lease has not ended yet");
+    f.clock.advance(crate::PRESENCE_TTL);
+    n.b.poll().await.unwrap();
+    let told = n.b_events.take();
+    assert_eq!(
+        told,
+        [Delivery::new(
+            Event::Presence {
+                user_id: alice.id,
+                online: false,
+                last_seen: Some(f.clock.now()),
+            },
+            [bob.id]
+        )],
+        "alice went offline with a's lease; carol is still on b"
+    );
+    // Node a's late disconnection changes nothing more.
+    assert!(!n.a.graph().disconnected(alice.id).await.unwrap());
+    // Carol's last connection, on b, takes her offline.
+    assert!(n.b.graph().disconnected(carol.id).await.unwrap());
 }
