@@ -263,8 +263,10 @@ impl Sequencer {
             };
             let read = async {
                 let changes = inner.storage.changes(id, since, until).await?;
-                let members = inner.storage.members(id).await?;
-                Ok::<_, crate::Error>((changes, members))
+                // The roster the sends use, kept between reads while the
+                // membership does not move.
+                let roster = crate::Chat { kith: &inner }.roster(id).await?;
+                Ok::<_, crate::Error>((changes, roster.members))
             }
             .await;
             let (changes, members) = match read {
@@ -274,7 +276,7 @@ impl Sequencer {
                     return Err(err);
                 }
             };
-            let recipients: Vec<_> = members.iter().map(|m| m.user_id).collect();
+            let recipients: Vec<_> = members.to_vec();
             let mut t = lock(&track);
             let mut out: Vec<Delivery> = changes
                 .into_iter()

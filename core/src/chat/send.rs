@@ -168,7 +168,7 @@ impl Chat<'_> {
 
     /// The conversation's kind and members, kept between batches; call
     /// inside the lane.
-    async fn roster(&self, id: ConversationId) -> Result<Roster> {
+    pub(crate) async fn roster(&self, id: ConversationId) -> Result<Roster> {
         let store = &self.kith.storage;
         // Another writer may have changed the membership: the kept roster
         // is used only while it is at the latest membership change.
