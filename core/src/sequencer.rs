@@ -73,12 +73,17 @@ impl Track {
     }
 
     /// Delivers the own changes that follow `delivered` without a gap;
-    /// then, if one waits after a gap, asks for the gap to be read.
+    /// then, if some wait after a gap, asks for a read through the last of
+    /// them: the read delivers them too, in their current state, so that a
+    /// client never gets a change of a message (an edit) whose earlier
+    /// versions the read coalesced away.
     fn drain(&mut self, out: &mut Vec<Delivery>) {
         self.ahead = self.ahead.split_off(&(self.delivered + 1));
         while let Some(entry) = self.ahead.first_entry() {
             if *entry.key() != self.delivered + 1 {
-                self.wanted = self.wanted.max(*entry.key() - 1);
+                if let Some((&last, _)) = self.ahead.last_key_value() {
+                    self.wanted = self.wanted.max(last);
+                }
                 break;
             }
             self.delivered += 1;

@@ -169,6 +169,7 @@ where
                 close::POLICY => "too many invalid frames",
                 close::TOO_BIG => "frame too large",
                 close::INVALID_DATA => "invalid UTF-8",
+                close::RESUME => "events may have been missed: resume to catch up",
                 _ => "",
             };
             sink.feed(Message::Close(Some(CloseFrame {
