@@ -471,3 +471,51 @@ impl Subscriber for Listener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+
+    fn delivery(version: u64) -> Delivery {
+        Delivery::new(
+            Event::ConversationRenamed {
+                conversation_id: ConversationId::new(1),
+                title: format!("v{version}"),
+                by: UserId::new(1),
+                version,
+            },
+            [UserId::new(1)],
+        )
+    }
+
+    fn versions(out: &[Delivery]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|d| d.event.conversation_version())
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    #[test]
+    fn own_changes_are_delivered_in_order_and_a_gap_asks_for_a_read_through_them() {
+        let mut t = Track::new(2, Timestamp::from_millis(0));
+        for v in [4, 3, 7, 6] {
+            t.ahead.insert(v, delivery(v));
+        }
+        let mut out = Vec::new();
+        t.drain(&mut out);
+        assert_eq!(versions(&out), [3, 4]);
+        assert_eq!(t.delivered, 4);
+        assert_eq!(t.wanted, 7, "the read covers the waiting 6 and 7");
+        assert!(t.start_read());
+        assert!(!t.start_read(), "one read at a time");
+        // The read delivered 5 to 7: what waited is dropped, not repeated.
+        t.delivered = 7;
+        t.reading = false;
+        out.clear();
+        t.drain(&mut out);
+        assert!(out.is_empty());
+        assert!(t.ahead.is_empty());
+        assert!(!t.start_read(), "nothing left to read");
+    }
+}
