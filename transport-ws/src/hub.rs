@@ -10,7 +10,11 @@
 //!   it never waits. A connection whose outbox is full is closed with
 //!   [`close::SLOW_CONSUMER`]: it
 //!   resumes from its last version and loses nothing, because messages are
-//!   stored before they are published.
+//!   stored before they are published. Full means that the frames already
+//!   waiting reached the limit: a run of frames published together (a
+//!   batch of sends, a node catching up on a conversation) is taken whole
+//!   by a queue with room, however long, so that a client that reads at
+//!   full speed is never closed for the size of one burst.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -73,7 +77,9 @@ impl Frame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubConfig {
     /// Frames a connection may have waiting before it counts as a slow
-    /// consumer and is closed.
+    /// consumer and is closed (at the next frame published to it). A run of
+    /// frames published together is queued whole when fewer are waiting,
+    /// so a queue holds at most `queue_len - 1` plus one run.
     pub queue_len: usize,
 }
 
@@ -130,12 +136,20 @@ impl Outbox {
     /// Queues frames (all or none), telling apart the push that overflows
     /// the queue (and closes the connection) from pushes to an already
     /// closed connection.
+    ///
+    /// The connection is slow when the frames already waiting, which it had
+    /// the time to take, reached the capacity; the length of the run
+    /// offered does not count against it. (A node's sequencer publishes a
+    /// gap of up to `MAX_CHANGES` changes as one run, and a batch of sends
+    /// is up to 256 messages: were a run counted against the room left, a
+    /// node catching up on a busy conversation would close every
+    /// connection of it, however fast their clients read.)
     fn offer(&self, frames: &[Frame]) -> Offered {
         let mut state = self.lock();
         if state.closed.is_some() {
             return Offered::Closed;
         }
-        if state.queue.len() + frames.len() > self.capacity {
+        if state.queue.len() >= self.capacity {
             state.closed = Some(close::SLOW_CONSUMER);
             state.queue.clear();
             drop(state);
@@ -354,7 +368,8 @@ impl Hub {
 
     /// Queues `frames`, in order, to every connection of every user in
     /// `recipients`, waking each connection once. Never waits: a connection
-    /// whose queue cannot take them all is closed instead.
+    /// whose queue is full is closed instead (a queue with room takes the
+    /// whole run, see [`HubConfig::queue_len`]).
     pub fn send_all(&self, recipients: &[UserId], frames: &[Frame]) {
         let mut queued = 0u64;
         let mut slow = 0u64;
@@ -535,6 +550,33 @@ mod tests {
         drop((a1, a2, b));
         assert_eq!(hub.stats().connections.load(Ordering::Relaxed), 0);
         assert!(!hub.is_online(UserId::new(1)));
+    }
+
+    #[test]
+    fn a_run_longer_than_the_queue_is_taken_whole_by_a_queue_with_room() {
+        let hub = Arc::new(Hub::new(HubConfig { queue_len: 4 }));
+        let (conn, _) = hub.subscribe(UserId::new(1), None);
+        let frames: Vec<Frame> = (0..10).map(|i| Frame::text(format!("{i}"))).collect();
+        // A client that drained everything is not slow for one long run
+        // (a node catching up on a conversation publishes its gap at once).
+        hub.send_all(&[UserId::new(1)], &frames);
+        let mut got = Vec::new();
+        assert_eq!(conn.outbox().drain(&mut got), None);
+        assert_eq!(got.len(), 10);
+        // Nor with fewer than `queue_len` frames still waiting...
+        hub.send_all(&[UserId::new(1)], &frames[..3]);
+        hub.send_all(&[UserId::new(1)], &frames);
+        // ...but with `queue_len` waiting, the next frame closes it.
+        hub.send(&[UserId::new(1)], &frames[0]);
+        got.clear();
+        assert_eq!(conn.outbox().drain(&mut got), Some(close::SLOW_CONSUMER));
+        assert!(got.is_empty());
+        assert_eq!(
+            hub.stats()
+                .slow_consumer_disconnects
+                .load(Ordering::Relaxed),
+            1
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The one harness of the server's tests (`e2e.rs`, `openapi.rs`, `ops.rs`,
-//! `rest.rs`, `rest_chat.rs`): a real kith-server (`build` + `serve`) on a
-//! loopback port with a oneshot-driven shutdown, a JSON client (reqwest) and
+//! `rest.rs`, `rest_chat.rs`; `nodes.rs`, which runs the binary, uses its
+//! clients and types): a real kith-server (`build` + `serve`) on a loopback
+//! port with a oneshot-driven shutdown, a JSON client (reqwest) and
 //! WebSocket clients (tokio-tungstenite). Every network wait has a timeout
 //! ([`WAIT`]), so a test that does not get what it expects fails instead of
 //! hanging.
@@ -541,7 +542,7 @@ pub struct Ws {
 }
 
 /// How a WebSocket read ended, when it did not yield a frame.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     /// A close frame with this code.
     Close(u16),
