@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_benches::{process_cpu_seconds, process_rss_bytes};
+use kith_benches::{machine_busy_seconds, process_cpu_seconds, process_rss_bytes};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -54,8 +54,19 @@ fn total<T: Copy + std::iter::Sum<T>>(each: &[Option<T>]) -> Option<T> {
     each.iter().copied().sum()
 }
 
+/// The machine's load average over the last minute (`/proc/loadavg`).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// One workload run against `server`; returns the figures as JSON.
 pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<Value, Failure> {
+    let load_before = load_average();
     let rss_before = rss_of(server);
     let (sockets, connect_time) =
         connect_all(server, seeded, args.concurrency, args.source_addrs).await?;
@@ -94,6 +105,7 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     let cpu_before = cpu_of(server);
     let me = std::process::id();
     let my_cpu_before = process_cpu_seconds(me);
+    let machine_before = machine_busy_seconds();
     let (publisher, published) = publish(publishers, args, seeded, &prefix).await?;
     let all = futures::future::join_all(receivers);
     tokio::pin!(all);
@@ -107,6 +119,7 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     };
     let cpu_after = cpu_of(server);
     let my_cpu_after = process_cpu_seconds(me);
+    let machine_after = machine_busy_seconds();
     let rss_after = rss_of(server);
 
     let mut latencies: Vec<u64> = Vec::with_capacity(seeded.tokens.len() * m);
@@ -216,10 +229,31 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
         "node_rss_bytes": rss_after,
         "server_rss_before_connect_bytes": total(&rss_before),
         "loadgen_cpu_s": my_cpu,
+        "loadavg_1m_before": load_before,
+        "machine_busy_cpu_s": match (machine_before, machine_after) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
         "connects_per_s": seeded.tokens.len() as f64 / connect_time.as_secs_f64(),
     });
     if let (Some(Value::Object(pg)), Some(f)) = (pg, figures.as_object_mut()) {
         f.extend(pg);
+    }
+    if let Some(f) = figures.as_object_mut() {
+        // What else kept the cores busy meanwhile: the machine's busy time
+        // minus the servers', the loadgen's and (when known) PostgreSQL's.
+        let get = |k: &str| f.get(k).and_then(Value::as_f64);
+        let ours = [
+            get("server_cpu_s"),
+            get("loadgen_cpu_s"),
+            get("postgres_cpu_s").or(Some(0.0)),
+        ];
+        if let (Some(machine), Some(ours)) = (
+            get("machine_busy_cpu_s"),
+            ours.into_iter().sum::<Option<f64>>(),
+        ) {
+            f.insert("other_cpu_s".into(), json!(machine - ours));
+        }
     }
     Ok(figures)
 }
