@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_benches::{machine_busy_seconds, process_cpu_seconds, process_rss_bytes};
+use kith_benches::{machine_cpu_seconds, process_cpu_seconds, process_rss_bytes};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -105,7 +105,7 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     let cpu_before = cpu_of(server);
     let me = std::process::id();
     let my_cpu_before = process_cpu_seconds(me);
-    let machine_before = machine_busy_seconds();
+    let machine_before = machine_cpu_seconds();
     let (publisher, published) = publish(publishers, args, seeded, &prefix).await?;
     let all = futures::future::join_all(receivers);
     tokio::pin!(all);
@@ -119,7 +119,7 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     };
     let cpu_after = cpu_of(server);
     let my_cpu_after = process_cpu_seconds(me);
-    let machine_after = machine_busy_seconds();
+    let machine_after = machine_cpu_seconds();
     let rss_after = rss_of(server);
 
     let mut latencies: Vec<u64> = Vec::with_capacity(seeded.tokens.len() * m);
@@ -231,7 +231,11 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
         "loadgen_cpu_s": my_cpu,
         "loadavg_1m_before": load_before,
         "machine_busy_cpu_s": match (machine_before, machine_after) {
-            (Some(a), Some(b)) => Some(b - a),
+            (Some(a), Some(b)) => Some(b.0 - a.0),
+            _ => None,
+        },
+        "machine_softirq_cpu_s": match (machine_before, machine_after) {
+            (Some(a), Some(b)) => Some(b.1 - a.1),
             _ => None,
         },
         "connects_per_s": seeded.tokens.len() as f64 / connect_time.as_secs_f64(),
@@ -241,12 +245,14 @@ pub async fn messages(args: &Args, server: &Server, seeded: &Seeded) -> Result<V
     }
     if let Some(f) = figures.as_object_mut() {
         // What else kept the cores busy meanwhile: the machine's busy time
-        // minus the servers', the loadgen's and (when known) PostgreSQL's.
+        // minus the servers', the loadgen's, (when known) PostgreSQL's and
+        // the kernel's softirq time (mostly our own loopback traffic).
         let get = |k: &str| f.get(k).and_then(Value::as_f64);
         let ours = [
             get("server_cpu_s"),
             get("loadgen_cpu_s"),
             get("postgres_cpu_s").or(Some(0.0)),
+            get("machine_softirq_cpu_s"),
         ];
         if let (Some(machine), Some(ours)) = (
             get("machine_busy_cpu_s"),
@@ -381,20 +387,22 @@ fn medians<'a>(runs: impl Iterator<Item = &'a Value>) -> serde_json::Map<String,
             .filter(|v| !v.is_nan())
             .collect();
         values.sort_by(f64::total_cmp);
-        // The lower median for an even count, as `print_medians`; with two
-        // runs, their mean says more.
-        let median = match values.len() {
-            0 => continue,
-            2 => (values[0] + values[1]) / 2.0,
-            n => values[(n - 1) / 2],
+        // The mean of the middle two for an even count.
+        let n = values.len();
+        if n == 0 {
+            continue;
+        }
+        let median = if n % 2 == 0 {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        } else {
+            values[n / 2]
         };
         medians.insert(key.clone(), json!(median));
     }
     medians
 }
 
-/// With several node counts: each figure's median (the mean of two runs)
-/// per count, and its ratio to the first count's, as a table and one JSON
+/// With several node counts: each figure's median per count, and its ratio to the first count's, as a table and one JSON
 /// line.
 pub fn print_nodes_comparison(counts: &[usize], results: &[(usize, Value)]) {
     let by_count: Vec<(usize, serde_json::Map<String, Value>)> = counts
