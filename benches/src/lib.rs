@@ -118,8 +118,8 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 /// from the first line of `/proc/stat`: `(busy, softirq)`, busy being user,
 /// nice, system, irq, softirq and steal (not idle or iowait). Over a run,
 /// the machine's busy time minus the measured processes' is what else ran
-/// meanwhile: other processes, and the kernel's network work done in
-/// softirqs (loopback TCP), which no process is charged for.
+/// meanwhile. (Here the softirq time of loopback traffic is also charged to
+/// the processes it interrupted: do not subtract it again.)
 pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
