@@ -40,6 +40,14 @@ pub async fn open_client(
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.contains("\"type\":\"unread\"") => return Ok(ws),
+            // A conversation that could not be resumed would be served only
+            // from the first version the node hears of.
+            Some(Ok(Message::Text(t)))
+                if t.starts_with("{\"type\":\"resume_complete\"")
+                    && !t.contains("\"failed\":{}") =>
+            {
+                return Err(format!("resume failed: {t}").into())
+            }
             Some(Ok(_)) => continue,
             other => return Err(format!("connection ended before unread: {other:?}").into()),
         }
