@@ -440,7 +440,8 @@ pub fn print_nodes_comparison(counts: &[usize], results: &[(usize, Value)]) {
                 m.get(key).and_then(Value::as_f64),
                 first.get(key).and_then(Value::as_f64),
             ) {
-                (Some(x), Some(y)) if y != 0.0 => Some(x / y),
+                // Not of figures about 0 (`other_cpu_s` on a quiet machine).
+                (Some(x), Some(y)) if y.abs() > 1e-6 => Some(x / y),
                 _ => None,
             };
             match ratio {
