@@ -349,3 +349,32 @@ pub async fn publish(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_message, sender_of};
+
+    #[test]
+    fn a_message_counts_as_message_created_or_as_a_message_change() {
+        let created = r#"{"type":"message_created","message":{"id":"555","conversation_id":"12","seq":42,"version":57,"sender":"1001","client_id":"lg1-17","body":"x","reply_to":null,"reactions":[],"created_at":"2026-11-21T15:55:23.123Z","edited_at":null,"deleted_at":null}}"#;
+        assert_eq!(parse_message(created, "lg1-"), Some((17, 42, false)));
+        let change = r#"{"type":"change","conversation_id":"12","change":{"change":"message","message":{"id":"555","conversation_id":"12","seq":43,"version":58,"sender":"1001","client_id":"lg1-18","body":"x","reply_to":null,"reactions":[],"created_at":"2026-11-21T15:55:23.123Z","edited_at":null,"deleted_at":null}}}"#;
+        assert_eq!(parse_message(change, "lg1-"), Some((18, 43, true)));
+        let member = r#"{"type":"change","conversation_id":"12","change":{"change":"member","member":{"user_id":"1003","role":"member","joined_at":"2026-11-21T15:56:00Z","last_read_seq":40},"left":true,"version":58}}"#;
+        assert_eq!(parse_message(member, "lg1-"), None);
+        // Another run's messages do not count.
+        assert_eq!(parse_message(created, "lg2-"), None);
+    }
+
+    #[test]
+    fn every_group_gets_messages_through_every_node() {
+        // One group: the nodes in turn.
+        let one: Vec<usize> = (0..4).map(|n| sender_of(n, 1, 2)).collect();
+        assert_eq!(one, [0, 1, 0, 1]);
+        // 40 groups on 2 nodes: group 0's rounds (messages 0, 40, 80...)
+        // alternate nodes, though 40 is even.
+        let group0: Vec<usize> = (0..4).map(|r| sender_of(r * 40, 40, 2)).collect();
+        assert_eq!(group0, [0, 1, 0, 1]);
+        assert_eq!(sender_of(7, 40, 1), 0);
+    }
+}
