@@ -114,6 +114,31 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / ticks)
 }
 
+/// The CPU time every core of the machine has spent so far, in seconds,
+/// from the first line of `/proc/stat`: `(busy, softirq)`, busy being user,
+/// nice, system, irq, softirq and steal (not idle or iowait). Over a run,
+/// the machine's busy time minus the measured processes' is what else ran
+/// meanwhile. (Here the softirq time of loopback traffic is also charged to
+/// the processes it interrupted: do not subtract it again.)
+pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    let softirq = fields.get(6).copied().unwrap_or(0);
+    // SAFETY: `sysconf` only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    Some((busy as f64 / ticks, softirq as f64 / ticks))
+}
+
 /// The resident set size of process `pid` in bytes, from `/proc/<pid>/status`.
 pub fn process_rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -18,15 +18,24 @@
 //! figure is also given as a ratio to it. With `--repeats N` the pair runs N
 //! times, the baseline first on odd repeats and Kith first on even ones.
 //!
+//! With `--nodes N` (PostgreSQL only) N kith-server processes share the
+//! database: the clients and the publisher's connections (one per node) are
+//! spread round robin over them, and a message committed on another node
+//! counts when it arrives as a `change` frame just as a `message_created`
+//! does. `--nodes 1,2` runs each count in turn, each on a fresh database,
+//! and compares them.
+//!
 //! Modules: `servers` (seeding, starting and stopping the servers),
 //! `baseline` (the bare broadcaster), `clients` (connections, the publisher
-//! and the receivers), `runs` (one run's figures, the table).
+//! and the receivers), `runs` (one run's figures, the tables), `probes`
+//! (what a run costs PostgreSQL).
 //!
 //! Build first: `cargo build --release -p kith-server -p kith-benches`, then
 //! `target/release/kith-loadgen --help`. Figures are in `docs/BENCHMARKS.md`.
 
 mod baseline;
 mod clients;
+mod probes;
 mod runs;
 mod servers;
 
@@ -57,11 +66,16 @@ type Ws = WebSocketStream<TcpStream>;
 /// next to this executable) on it with `--no-rate-limits` on a free
 /// 127.0.0.1 port, connects C authenticated WebSockets (each sends `resume`
 /// and waits for `unread`), then one publisher sends M messages of
-/// `--body-bytes` into the group. Reports deliveries/s (message_created
-/// frames received by all clients / time from first send to last receipt),
+/// `--body-bytes` into the group. Reports deliveries/s (message frames
+/// received by all clients / time from first send to last receipt),
 /// send->receipt latency p50/p99/max, lost, duplicated and out-of-order
 /// deliveries, and the server's CPU time and RSS, as a table and one JSON
-/// line. With `--compare` (default) the same workload also runs against a
+/// line. With `--nodes N` (PostgreSQL only), N kith-server processes share
+/// the database; clients and the publisher's sends are spread over them
+/// (a message committed on another node arrives as a `change` frame and
+/// counts as a delivery); CPU and RSS are summed over the nodes; on
+/// PostgreSQL the run's write transactions and notifications are counted
+/// too. With `--compare` (default) the same workload also runs against a
 /// bare tokio-tungstenite broadcaster (no auth, no storage, one shared frame
 /// per message) and figures are also given as ratios to it; `--repeats`
 /// alternates which of the two runs first.
@@ -75,6 +89,7 @@ type Ws = WebSocketStream<TcpStream>;
 ///   kith-loadgen --mode light --server-arg=--tcp-nodelay=false   # the same without TCP_NODELAY
 ///   kith-loadgen --postgres                         # the same on PostgreSQL (throwaway durable server)
 ///   kith-loadgen --database-url postgres://kith@localhost/postgres   # on that server, a fresh database per run
+///   kith-loadgen --postgres --nodes 1,2 --repeats 2 --compare false # one kith-server vs two on one database
 ///   kith-loadgen --connect-only -c 10000            # connects+auths/s, RSS per connection
 ///   kith-loadgen --seed-only kith.db --tokens t.txt # seed a database for --target
 ///   kith-loadgen --target ws://127.0.0.1:8080/api/v1/ws --tokens t.txt --server-pid PID
@@ -165,6 +180,14 @@ struct Args {
     /// Needs PostgreSQL's server binaries.
     #[arg(long, conflicts_with = "seed_only")]
     postgres: bool,
+    /// kith-server processes sharing the database (above 1: PostgreSQL
+    /// only), on ports of their own; client `i` connects to node `i % N`,
+    /// the publisher has one connection per node and sends each group's
+    /// messages through the nodes in turn. A list (`--nodes 1,2`) runs the
+    /// workload once per count, each on a fresh database (in the list's
+    /// order on odd repeats, reversed on even ones), then compares them.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    nodes: Vec<usize>,
     /// An argument passed to kith-server as is (repeatable), for instance
     /// `--server-arg=--tcp-nodelay=false`.
     #[arg(long, allow_hyphen_values = true)]
@@ -265,6 +288,16 @@ async fn run(args: Args) -> Result<(), Failure> {
     if args.mode == Mode::Light && (args.target.is_some() || args.seed_only.is_some()) {
         return Err("--mode light seeds its own groups: not with --target or --seed-only".into());
     }
+    if args.nodes.is_empty() || args.nodes.contains(&0) {
+        return Err("--nodes: each count must be at least 1".into());
+    }
+    let most_nodes = args.nodes.iter().copied().max().unwrap_or(1);
+    if most_nodes > 1 && args.target.is_some() {
+        return Err("--nodes above 1 starts its own servers: not with --target".into());
+    }
+    if most_nodes > 1 && !args.postgres() {
+        return Err(servers::NODES_NEED_POSTGRES.into());
+    }
     let workload = json!({
         "mode": if args.connect_only { "connect-only" } else {
             match args.mode { Mode::Throughput => "throughput", Mode::Rate => "rate", Mode::Light => "light" }
@@ -278,8 +311,10 @@ async fn run(args: Args) -> Result<(), Failure> {
         "concurrency": args.concurrency,
         "server_args": args.server_arg,
         "backend": args.backend(),
+        "nodes": args.nodes,
     });
-    let mut ratios = Vec::new();
+    let mut ratios: Vec<(usize, serde_json::Map<String, Value>)> = Vec::new();
+    let mut results: Vec<(usize, Value)> = Vec::new();
     for repeat in 1..=args.repeats.max(1) {
         let baseline_first = repeat % 2 == 1;
         let mut baseline = None;
@@ -287,39 +322,62 @@ async fn run(args: Args) -> Result<(), Failure> {
             let (server, seeded) = servers::start_baseline(&args).await?;
             baseline = Some(run_one(&args, server, &seeded).await?);
         }
-        let (server, seeded) = match &args.target {
-            Some(url) => servers::target(&args, url)?,
-            None => servers::start_kith(&args, !args.connect_only).await?,
-        };
-        let kith = run_one(&args, server, &seeded).await?;
+        let mut order = args.nodes.clone();
+        if repeat % 2 == 0 {
+            order.reverse();
+        }
+        let mut kiths = Vec::new();
+        for &nodes in &order {
+            let (server, seeded) = match &args.target {
+                Some(url) => servers::target(&args, url)?,
+                None => servers::start_kith(&args, !args.connect_only, nodes).await?,
+            };
+            kiths.push((nodes, run_one(&args, server, &seeded).await?));
+        }
         if args.compare && !baseline_first {
             let (server, seeded) = servers::start_baseline(&args).await?;
             baseline = Some(run_one(&args, server, &seeded).await?);
         }
-        let ratio = runs::ratio(&kith, baseline.as_ref());
-        println!(
-            "repeat {repeat} of {} ({} first)",
-            args.repeats.max(1),
-            if baseline_first && args.compare {
-                "baseline"
-            } else {
-                "kith"
-            }
-        );
-        runs::print_table(&kith, baseline.as_ref(), &ratio);
-        let line = json!({
-            "workload": workload,
-            "repeat": repeat,
-            "first": if baseline_first && args.compare { "baseline" } else { "kith" },
-            "kith": kith,
-            "baseline": baseline,
-            "ratio_to_baseline": ratio,
-        });
-        println!("{line}");
-        ratios.push(ratio);
+        for (nodes, kith) in kiths {
+            let ratio = runs::ratio(&kith, baseline.as_ref());
+            println!(
+                "repeat {repeat} of {}, {nodes} node(s) (nodes in the order {order:?}; {} first)",
+                args.repeats.max(1),
+                if baseline_first && args.compare {
+                    "baseline"
+                } else {
+                    "kith"
+                }
+            );
+            runs::print_table(&kith, baseline.as_ref(), &ratio);
+            let line = json!({
+                "workload": workload,
+                "repeat": repeat,
+                "nodes": nodes,
+                "nodes_order": order,
+                "first": if baseline_first && args.compare { "baseline" } else { "kith" },
+                "kith": kith,
+                "baseline": baseline,
+                "ratio_to_baseline": ratio,
+            });
+            println!("{line}");
+            results.push((nodes, kith));
+            ratios.push((nodes, ratio));
+        }
     }
-    if ratios.len() > 1 {
-        runs::print_medians(&ratios);
+    if args.compare && args.repeats > 1 {
+        for &nodes in &args.nodes {
+            let of_these: Vec<_> = ratios
+                .iter()
+                .filter(|(n, _)| *n == nodes)
+                .map(|(_, r)| r.clone())
+                .collect();
+            println!("{nodes} node(s):");
+            runs::print_medians(&of_these);
+        }
+    }
+    if args.nodes.len() > 1 {
+        runs::print_nodes_comparison(&args.nodes, &results);
     }
     Ok(())
 }

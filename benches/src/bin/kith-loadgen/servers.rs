@@ -21,6 +21,11 @@ use crate::{Args, Failure};
 pub struct Seeded {
     /// The group conversations, in the order the publisher sends to them.
     pub conversations: Vec<String>,
+    /// Each conversation's version once seeded, which the clients' `resume`
+    /// starts from (so that every node serves it from the start and nothing
+    /// is replayed); `None` where unknown (`--target`, the baseline): then
+    /// clients resume no conversation.
+    pub versions: Option<Vec<u64>>,
     /// The publisher's token (a member of every conversation).
     pub publisher: String,
     /// One token per receiving client.
@@ -41,6 +46,31 @@ impl Seeded {
         let start = (c * self.group_size).min(self.tokens.len());
         let end = ((c + 1) * self.group_size).min(self.tokens.len());
         end - start
+    }
+
+    /// The `resume` frame of a member of conversation `c` (of every
+    /// conversation with `None`, for the publisher): from each one's
+    /// seeded version; no conversation where there are none (connect-only
+    /// runs) or their versions are unknown.
+    pub fn resume_frame(&self, c: Option<usize>) -> String {
+        let versions = self.versions.as_deref().unwrap_or_default();
+        let entry = |c: usize| {
+            let id = self.conversations.get(c)?;
+            Some(format!(r#""{id}":{}"#, versions.get(c)?))
+        };
+        let entries: Vec<String> = match c {
+            Some(c) => entry(c).into_iter().collect(),
+            None => (0..self.conversations.len()).filter_map(entry).collect(),
+        };
+        format!(
+            r#"{{"type":"resume","conversations":{{{}}}}}"#,
+            entries.join(",")
+        )
+    }
+
+    /// The conversation client `i` is in.
+    pub fn conversation_of_client(&self, client: usize) -> usize {
+        client / self.group_size.max(1)
     }
 
     /// How many of `messages` (sent round robin) client `i` receives.
@@ -124,6 +154,7 @@ async fn seed_into(
         .collect::<Result<_, _>>()?;
     let (publisher_id, publisher) = make("lgpub".into()).await?;
     let mut conversations = Vec::new();
+    let mut versions = Vec::new();
     if let Some(size) = group_size {
         for members in users.chunks(size.max(1)) {
             let group = kith
@@ -137,10 +168,12 @@ async fn seed_into(
                 )
                 .await?;
             conversations.push(group.id.to_string());
+            versions.push(group.version);
         }
     }
     Ok(Seeded {
         conversations,
+        versions: Some(versions),
         publisher,
         tokens: users.into_iter().map(|(_, t)| t).collect(),
         group_size: group_size.unwrap_or(clients).max(1),
@@ -171,16 +204,32 @@ fn read_tokens(path: &Path) -> Result<Seeded, Failure> {
     let tokens: Vec<String> = lines.map(String::from).collect();
     Ok(Seeded {
         conversations: vec![conversation],
+        versions: None,
         publisher,
         group_size: tokens.len().max(1),
         tokens,
     })
 }
 
-/// A server under test: its address, URL and (if we started it) process.
+/// A server under test: one process or, with `--nodes N`, N kith-server
+/// processes on one database.
 pub struct Server {
     /// `kith` or `baseline`.
     pub name: &'static str,
+    /// Its processes (one unless `--nodes`), in the order clients are spread
+    /// over them.
+    pub nodes: Vec<Node>,
+    /// The run's PostgreSQL database, for the loadgen's probes (write
+    /// transactions, notifications, PostgreSQL's CPU time).
+    pub database_url: Option<String>,
+    /// Whether PostgreSQL's processes are this machine's (`--postgres`), so
+    /// that their CPU time can be read from `/proc`.
+    pub local_postgres: bool,
+    db: Option<Database>,
+}
+
+/// One server process: its address, URL and (if we started it) process.
+pub struct Node {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its WebSocket URL.
@@ -188,7 +237,13 @@ pub struct Server {
     /// Its process, for CPU time and RSS.
     pub pid: Option<u32>,
     child: Option<Child>,
-    db: Option<Database>,
+}
+
+impl Server {
+    /// The node client `i` connects to (round robin).
+    pub fn node_of(&self, i: usize) -> &Node {
+        &self.nodes[i % self.nodes.len()]
+    }
 }
 
 /// The database of a run, removed when its server is dropped.
@@ -208,9 +263,11 @@ enum Database {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        for node in &mut self.nodes {
+            if let Some(child) = &mut node.child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         match self.db.take() {
             Some(Database::Sqlite(db)) => drop_db(&db),
@@ -322,19 +379,26 @@ async fn wait_ready(addr: SocketAddr, http: bool, child: &mut Child) -> Result<(
 }
 
 /// Seeds a fresh database (with groups, unless `group` is false) and starts
-/// kith-server on it.
-pub async fn start_kith(args: &Args, group: bool) -> Result<(Server, Seeded), Failure> {
+/// `nodes` kith-server processes on it, each on a port of its own.
+pub async fn start_kith(
+    args: &Args,
+    group: bool,
+    nodes: usize,
+) -> Result<(Server, Seeded), Failure> {
+    if nodes > 1 && !args.postgres() {
+        return Err(NODES_NEED_POSTGRES.into());
+    }
     let mut server = Server {
         name: "kith",
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        url: String::new(),
-        pid: None,
-        child: None,
+        nodes: Vec::new(),
+        database_url: None,
+        local_postgres: args.postgres && args.database_url.is_none(),
         db: None,
     };
     let url = if args.postgres() {
         let (url, db) = fresh_postgres(args).await?;
         server.db = Some(db);
+        server.database_url = Some(url.clone());
         url
     } else {
         let dir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
@@ -355,29 +419,40 @@ pub async fn start_kith(args: &Args, group: bool) -> Result<(Server, Seeded), Fa
         )
         .into());
     }
-    let port = free_port()?;
-    server.addr = SocketAddr::from(([127, 0, 0, 1], port));
-    server.url = format!("ws://127.0.0.1:{port}/api/v1/ws");
-    let mut child = Command::new(&bin)
-        .args([
-            "--listen",
-            &server.addr.to_string(),
-            "--database-url",
-            &url,
-            "--no-rate-limits",
-            "--log",
-            &args.server_log,
-        ])
-        .args(&args.server_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()?;
-    server.pid = Some(child.id());
-    let ready = wait_ready(server.addr, true, &mut child).await;
-    server.child = Some(child);
-    ready?;
+    for _ in 0..nodes.max(1) {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut child = Command::new(&bin)
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--database-url",
+                &url,
+                "--no-rate-limits",
+                "--log",
+                &args.server_log,
+            ])
+            .args(&args.server_arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let pid = child.id();
+        let ready = wait_ready(addr, true, &mut child).await;
+        server.nodes.push(Node {
+            addr,
+            url: format!("ws://127.0.0.1:{port}/api/v1/ws"),
+            pid: Some(pid),
+            child: Some(child),
+        });
+        ready?;
+    }
     Ok((server, seeded))
 }
+
+/// Why `--nodes` above 1 is refused on SQLite.
+pub const NODES_NEED_POSTGRES: &str = "--nodes above 1 needs PostgreSQL (--postgres or \
+     --database-url): several kith-server processes share one database only there \
+     (SQLite is one server's file)";
 
 fn drop_db(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
@@ -398,10 +473,14 @@ pub async fn start_baseline(args: &Args) -> Result<(Server, Seeded), Failure> {
     let ready = wait_ready(addr, false, &mut child).await;
     let server = Server {
         name: "baseline",
-        addr,
-        url: format!("ws://127.0.0.1:{port}/ws"),
-        pid: Some(child.id()),
-        child: Some(child),
+        nodes: vec![Node {
+            addr,
+            url: format!("ws://127.0.0.1:{port}/ws"),
+            pid: Some(child.id()),
+            child: Some(child),
+        }],
+        database_url: None,
+        local_postgres: false,
         db: None,
     };
     ready?;
@@ -409,6 +488,7 @@ pub async fn start_baseline(args: &Args) -> Result<(Server, Seeded), Failure> {
     let groups = args.clients.div_ceil(group_size).max(1);
     let seeded = Seeded {
         conversations: (1..=groups).map(|c| c.to_string()).collect(),
+        versions: None,
         publisher: crate::baseline::PUBLISHER.into(),
         tokens: (0..args.clients)
             .map(|i| format!("{}.{i}", 1 + i / group_size))
@@ -444,10 +524,14 @@ pub fn target(args: &Args, url: &str) -> Result<(Server, Seeded), Failure> {
     seeded.group_size = args.clients.max(1);
     let server = Server {
         name: "kith",
-        addr,
-        url: url.into(),
-        pid: args.server_pid,
-        child: None,
+        nodes: vec![Node {
+            addr,
+            url: url.into(),
+            pid: args.server_pid,
+            child: None,
+        }],
+        database_url: None,
+        local_postgres: false,
         db: None,
     };
     Ok((server, seeded))
