@@ -166,13 +166,6 @@ pub mod testing;
 pub use broker::PgBroker;
 pub use sqlx::postgres::PgConnectOptions;
 
-/// Settings of every connection of a store's pool. `plan_cache_mode`:
-/// Kith's statements are prepared once per connection and are lookups by
-/// key, so one generic plan per statement serves every call; PostgreSQL's
-/// default plans each call of a statement with array parameters anew
-/// (custom plans), which cost a batch's statements about a third of their
-/// time on a busy server (measured with the append benches).
-const SESSION_SETTINGS: &[(&str, &str)] = &[("plan_cache_mode", "force_generic_plan")];
 /// The sqlx pool options accepted by [`PgStore::connect_with`].
 pub use sqlx::postgres::PgPoolOptions;
 
@@ -263,7 +256,7 @@ impl PgStore {
             .map_err(|e| Error::Migrate(e.into()))?;
         // Closing it is a courtesy to the server; the schema is in place.
         let _ = first.close().await;
-        let pool = pool.connect_lazy_with(options.options(SESSION_SETTINGS.iter().copied()));
+        let pool = pool.connect_lazy_with(options);
         Ok(Self {
             pool,
             appender: std::sync::Arc::default(),
@@ -300,6 +293,25 @@ impl PgStore {
     /// Starts a transaction (READ COMMITTED, the server's default). Dropping
     /// it without committing rolls it back.
     pub(crate) async fn begin(&self) -> kith_core::Result<Transaction<'static, Postgres>> {
+        self.begin_with("BEGIN").await
+    }
+
+    /// Starts the transaction of a batch of appends: as [`Self::begin`],
+    /// with generic plans for its statements, in the same round trip.
+    /// Their statements are prepared once per connection and look rows up
+    /// by key, so one generic plan serves every call, where PostgreSQL's
+    /// default plans each call with array parameters anew (which cost a
+    /// batch's statements about a third of their time, measured with the
+    /// append benches). Only there: reads keep PostgreSQL's own choice.
+    pub(crate) async fn begin_batch(&self) -> kith_core::Result<Transaction<'static, Postgres>> {
+        self.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+    }
+
+    async fn begin_with(
+        &self,
+        statement: &'static str,
+    ) -> kith_core::Result<Transaction<'static, Postgres>> {
         // sqlx 0.8.6 does not roll back a `BEGIN` whose future is dropped
         // after the statement was sent but before it returned: the
         // connection would go back to the pool inside a transaction that
@@ -308,7 +320,7 @@ impl PgStore {
         // completes; if our caller is gone by then, the task drops the
         // `Transaction`, which rolls it back.
         let pool = self.pool.clone();
-        tokio::spawn(async move { pool.begin().await })
+        tokio::spawn(async move { pool.begin_with(statement).await })
             .await
             .map_err(kith_core::Error::storage)?
             .map_err(db)
@@ -317,14 +329,8 @@ impl PgStore {
     /// Starts a read-only transaction that reads one snapshot
     /// (REPEATABLE READ), for reads made of several statements.
     pub(crate) async fn begin_snapshot(&self) -> kith_core::Result<Transaction<'static, Postgres>> {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-        })
-        .await
-        .map_err(kith_core::Error::storage)?
-        .map_err(db)
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
     }
 
     /// The pool, to run single statements on (autocommit).

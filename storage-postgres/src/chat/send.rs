@@ -625,7 +625,7 @@ pub(super) async fn append_batch(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_batch().await?;
     match append_many(&mut tx, messages).await {
         Ok(outcomes) => {
             finish(tx, &outcomes).await?;
@@ -633,7 +633,7 @@ pub(super) async fn append_batch(
         }
         Err(_) => tx.rollback().await.map_err(db)?,
     }
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_batch().await?;
     // The conversations in id order first, as the set-based path takes
     // them, so that two batches never wait for each other's locks in a
     // cycle.
