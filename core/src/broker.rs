@@ -88,26 +88,62 @@ pub trait Broker: Send + Sync {
     fn subscribe(&self, subscriber: Arc<dyn Subscriber>);
 }
 
+/// The subscribers of a broker: what every [`Broker`] keeps and hands
+/// batches to. Cheap to clone (clones share the list), so a broker's task
+/// can hold one.
+#[derive(Clone, Default)]
+pub struct Subscribers(Arc<Mutex<Vec<Arc<dyn Subscriber>>>>);
+
+impl std::fmt::Debug for Subscribers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscribers")
+            .field("len", &self.all().len())
+            .finish()
+    }
+}
+
+impl Subscribers {
+    /// Adds a subscriber.
+    pub fn add(&self, subscriber: Arc<dyn Subscriber>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(subscriber);
+    }
+
+    /// Hands `batch` to every subscriber (outside the list's lock).
+    pub fn receive(&self, batch: &NoticeBatch) {
+        for subscriber in self.all() {
+            subscriber.receive(batch.clone());
+        }
+    }
+
+    /// Tells every subscriber that notices were lost.
+    pub fn lost(&self) {
+        for subscriber in self.all() {
+            subscriber.lost();
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<dyn Subscriber>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A broker inside one process: every batch published reaches every
 /// subscriber at once, on the publisher's thread. For several handles over
 /// one storage in one process, and for tests, which can make it drop
 /// batches ([`MemoryBroker::drop_next`]) to see that nothing depends on it.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryBroker {
-    subscribers: Mutex<Vec<Arc<dyn Subscriber>>>,
+    subscribers: Subscribers,
     /// Batches to drop before delivering again.
     dropping: AtomicU64,
     /// Batches dropped so far.
     dropped: AtomicU64,
-}
-
-impl std::fmt::Debug for MemoryBroker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryBroker")
-            .field("dropping", &self.dropping.load(Ordering::Relaxed))
-            .field("dropped", &self.dropped.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
 }
 
 impl MemoryBroker {
@@ -126,20 +162,6 @@ impl MemoryBroker {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::SeqCst)
     }
-
-    /// Tells every subscriber that notices were lost.
-    pub fn lose(&self) {
-        for subscriber in self.subscribers() {
-            subscriber.lost();
-        }
-    }
-
-    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
 }
 
 impl Broker for MemoryBroker {
@@ -151,15 +173,10 @@ impl Broker for MemoryBroker {
             self.dropped.fetch_add(1, Ordering::SeqCst);
             return;
         }
-        for subscriber in self.subscribers() {
-            subscriber.receive(batch.clone());
-        }
+        self.subscribers.receive(&batch);
     }
 
     fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(subscriber);
+        self.subscribers.add(subscriber);
     }
 }

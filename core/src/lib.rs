@@ -64,7 +64,7 @@ pub mod validate;
 pub mod testkit;
 
 pub use accounts::{Accounts, ChangePassword, NewAccount, NewUser, ProfilePatch};
-pub use broker::{Broker, MemoryBroker, Notice, NoticeBatch, Subscriber};
+pub use broker::{Broker, MemoryBroker, Notice, NoticeBatch, Subscriber, Subscribers};
 pub use chat::{
     Change, ChangeKind, ChangeRecord, ChangeSet, Chat, Conversation, ConversationKind,
     ConversationSummary, DirectMessages, History, HistoryPage, Member, MemberRole, Message,

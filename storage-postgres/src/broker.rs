@@ -19,10 +19,10 @@
 //!   ([`Subscriber::lost`]) so that they catch up from storage.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use kith_core::broker::{Broker, Notice, NoticeBatch, Subscriber};
+use kith_core::broker::{Broker, Notice, NoticeBatch, Subscriber, Subscribers};
 use kith_core::Delivery;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
@@ -36,8 +36,6 @@ pub const CHANNEL: &str = "kith";
 
 /// The largest payload sent: PostgreSQL refuses 8,000 bytes and more.
 const MAX_PAYLOAD: usize = 7_900;
-
-type Subscribers = Arc<Mutex<Vec<Arc<dyn Subscriber>>>>;
 
 /// Kith's broker over `LISTEN/NOTIFY` on the store's database (see the
 /// [module docs](self)). Dropping it stops its tasks.
@@ -89,7 +87,7 @@ impl PgBroker {
         let subscribers = Subscribers::default();
         let (queue, waiting) = mpsc::unbounded_channel();
         let tasks = vec![
-            tokio::spawn(listen(listener, Arc::clone(&subscribers))),
+            tokio::spawn(listen(listener, subscribers.clone())),
             tokio::spawn(notify(pool, waiting)),
         ];
         Ok(Arc::new(Self {
@@ -109,18 +107,8 @@ impl Broker for PgBroker {
     }
 
     fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(subscriber);
+        self.subscribers.add(subscriber);
     }
-}
-
-fn subscribers_of(subscribers: &Subscribers) -> Vec<Arc<dyn Subscriber>> {
-    subscribers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
 }
 
 /// The listening task: hands every notification to the subscribers; tells
@@ -130,11 +118,7 @@ async fn listen(mut listener: PgListener, subscribers: Subscribers) {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<NoticeBatch>(notification.payload()) {
-                    Ok(batch) => {
-                        for subscriber in subscribers_of(&subscribers) {
-                            subscriber.receive(batch.clone());
-                        }
-                    }
+                    Ok(batch) => subscribers.receive(&batch),
                     Err(e) => tracing::warn!(error = %e, "ignored a notification Kith cannot read"),
                 }
             }
@@ -142,9 +126,7 @@ async fn listen(mut listener: PgListener, subscribers: Subscribers) {
             // again. What was sent meanwhile is lost.
             Ok(None) => {
                 tracing::warn!("the broker's listening connection dropped; catching up");
-                for subscriber in subscribers_of(&subscribers) {
-                    subscriber.lost();
-                }
+                subscribers.lost();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the broker cannot listen; retrying in a second");

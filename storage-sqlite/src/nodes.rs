@@ -151,18 +151,16 @@ impl NodeStore for SqliteStore {
             .map_err(db)?;
         users.sort_unstable();
         users.dedup();
-        let mut offline = Vec::new();
-        for user in users {
-            let live: i64 = sqlx::query_scalar(LIVE_CONNECTIONS)
-                .bind(user)
-                .bind(now.as_millis())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live == 0 {
-                offline.push(user);
-            }
-        }
+        let offline: Vec<i64> = sqlx::query_scalar(
+            "SELECT u.value FROM json_each(?1) AS u WHERE NOT EXISTS \
+                (SELECT 1 FROM presence p JOIN presence_nodes n ON n.holder = p.holder \
+                 WHERE p.user_id = u.value AND n.until >= ?2) ORDER BY u.value",
+        )
+        .bind(serde_json::json!(users).to_string())
+        .bind(now.as_millis())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(offline
             .into_iter()

@@ -415,16 +415,21 @@ impl Hub {
         }
     }
 
-    /// Closes every connection with [`close::GOING_AWAY`] and waits until
-    /// they are gone or `deadline` passes. Returns the connections left.
-    pub async fn shutdown(&self, deadline: Duration) -> usize {
+    /// Asks every connection to close with `code`.
+    fn close_all(&self, code: u16) {
         for shard in self.shards.iter() {
             for conns in read(shard).values() {
                 for conn in conns {
-                    conn.close(close::GOING_AWAY);
+                    conn.close(code);
                 }
             }
         }
+    }
+
+    /// Closes every connection with [`close::GOING_AWAY`] and waits until
+    /// they are gone or `deadline` passes. Returns the connections left.
+    pub async fn shutdown(&self, deadline: Duration) -> usize {
+        self.close_all(close::GOING_AWAY);
         let wait = async {
             loop {
                 let idle = self.idle.notified();
@@ -468,13 +473,7 @@ impl EventSink for Hub {
     /// Closes every connection with [`close::RESUME`]: their clients
     /// reconnect and resume, and so miss nothing.
     fn missed(&self) {
-        for shard in self.shards.iter() {
-            for conns in read(shard).values() {
-                for conn in conns {
-                    conn.close(close::RESUME);
-                }
-            }
-        }
+        self.close_all(close::RESUME);
     }
 }
 

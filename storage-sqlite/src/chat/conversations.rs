@@ -183,24 +183,18 @@ pub(super) async fn membership_version(store: &SqliteStore, id: ConversationId) 
     Ok(raw_count(version))
 }
 
-/// The versions of the conversations of the JSON array `$1`.
+/// The versions of the conversations of the JSON array `?1`.
 const VERSIONS: &str = "SELECT id, version FROM conversations \
-    WHERE id IN (SELECT value FROM json_each($1))";
+    WHERE id IN (SELECT value FROM json_each(?1))";
 
 /// [`ChatStore::versions`].
 pub(super) async fn versions(
     store: &SqliteStore,
     ids: &[ConversationId],
 ) -> Result<Vec<(ConversationId, u64)>> {
-    let list = format!(
-        "[{}]",
-        ids.iter()
-            .map(|id| sql_id(id.get()).to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let ids: Vec<i64> = ids.iter().map(|id| sql_id(id.get())).collect();
     let rows: Vec<(i64, i64)> = sqlx::query_as(VERSIONS)
-        .bind(list)
+        .bind(serde_json::json!(ids).to_string())
         .fetch_all(store.read())
         .await
         .map_err(db)?;
