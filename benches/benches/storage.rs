@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kith_core::{
     Appended, Argon2Hasher, ChatStore, Config, ConversationId, History, Kith, MessageId, NewGroup,
-    NewMessage, NewMessageRecord, NewUser, Page, SendRate, Storage, Timestamp, UserId,
+    NewMessage, NewMessageRecord, NewUser, Page, Rate, Storage, Timestamp, UserId,
 };
 use kith_postgres::{PgPoolOptions, PgStore, DEFAULT_MAX_CONNECTIONS};
 use kith_sqlite::{SqliteStore, DEFAULT_APPEND_BATCH};
@@ -252,10 +252,7 @@ impl Env {
     /// anything, to measure what keeping the senders' buckets costs.
     fn rated(&self) -> Arc<Env> {
         let mut config = Config::default();
-        config.send_rate = Some(SendRate {
-            burst: 1_000_000,
-            per_second: 1_000_000,
-        });
+        config.send_rate = Some(Rate::per_second(1_000_000, 1_000_000));
         let kith = Kith::builder(self.store.storage())
             .hasher(Arc::new(Argon2Hasher::insecure_for_tests()))
             .config(config)

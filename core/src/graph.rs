@@ -15,6 +15,7 @@ use crate::model::{
     Relationship,
 };
 use crate::page::{IdKey, NameKey, Page, Paged, SinceKey};
+use crate::rate::WriteKind;
 use crate::storage::{Followed, RequestDirection, Requested};
 use crate::validate;
 
@@ -82,7 +83,9 @@ impl Graph<'_> {
     /// [`Error::InvalidInput`] (`user_id`) for oneself; [`Error::NotFound`] if
     /// `to` does not exist or blocks the actor; [`Error::Forbidden`] if the
     /// actor blocks `to`; [`Error::Conflict`] if they are already friends
-    /// ([`Clash::AlreadyFriends`]) or a request is pending ([`Clash::RequestPending`]).
+    /// ([`Clash::AlreadyFriends`]) or a request is pending ([`Clash::RequestPending`]);
+    /// [`Error::RateLimited`] beyond the actor's friend request rate
+    /// ([`Config::write_rates`](crate::Config::write_rates)).
     pub async fn send_friend_request(
         &self,
         actor: UserId,
@@ -99,6 +102,9 @@ impl Graph<'_> {
         if rel.request_sent {
             return Err(Error::Conflict(Clash::RequestPending));
         }
+        self.kith
+            .take_write(actor, WriteKind::FriendRequest)
+            .await?;
         let request = FriendRequest {
             id: FriendRequestId::new(self.kith.ids.next_id()),
             from: actor,
@@ -417,12 +423,17 @@ impl Graph<'_> {
     /// # Errors
     /// [`Error::InvalidInput`] for oneself; [`Error::NotFound`] if `other`
     /// does not exist or blocks the actor; [`Error::Forbidden`] if the actor
-    /// blocks `other`.
+    /// blocks `other`; [`Error::RateLimited`] beyond the actor's follow rate
+    /// ([`Config::write_rates`](crate::Config::write_rates)).
     pub async fn follow(&self, actor: UserId, other: UserId) -> Result<()> {
         let links = self.reach(actor, other).await?;
         if links.visible.blocking {
             return Err(Error::Forbidden(Denied::BlockedByActor));
         }
+        if links.visible.following {
+            return Ok(());
+        }
+        self.kith.take_write(actor, WriteKind::Follow).await?;
         let since = self.now();
         match self.kith.storage.insert_follow(actor, other, since).await? {
             Followed::Inserted => self.kith.emit(Delivery::new(

@@ -6,12 +6,13 @@ use futures::future::BoxFuture;
 
 use crate::accounts::Accounts;
 use crate::broker::Broker;
-use crate::chat::{Chat, DirectMessages, Lanes, SendRate};
+use crate::chat::{Chat, DirectMessages, Lanes};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
 use crate::password::{Argon2Hasher, PasswordHasher};
+use crate::rate::{Rate, WriteKind, WriteRates};
 use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
 
@@ -23,7 +24,10 @@ pub struct Config {
     pub direct_messages: DirectMessages,
     /// The per-user send rate limit; `None` switches it off. Storage keeps
     /// the buckets, so it holds across every writer of a storage.
-    pub send_rate: Option<SendRate>,
+    pub send_rate: Option<Rate>,
+    /// The per-user limit of every other kind of write (friend requests,
+    /// follows, posts, comments, reactions, uploads); kept by storage too.
+    pub write_rates: WriteRates,
     /// The largest group, creator included (default 10,000).
     pub max_group_members: usize,
     /// The longest message body in characters (default 4,000).
@@ -34,7 +38,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             direct_messages: DirectMessages::Anyone,
-            send_rate: Some(SendRate::default()),
+            send_rate: Some(Rate::default()),
+            write_rates: WriteRates::default(),
             max_group_members: 10_000,
             max_message_chars: 4_000,
         }
@@ -85,6 +90,23 @@ impl Inner {
         match &self.sequencer {
             Some(sequencer) => sequencer.publish(self, deliveries),
             None => self.sink.publish_all(deliveries),
+        }
+    }
+
+    /// Takes one token of `actor`'s `kind` limit ([`Config::write_rates`])
+    /// before a write of that kind; every limited write calls it first.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`](crate::Error::RateLimited) with the wait when
+    /// the bucket is empty.
+    pub async fn take_write(&self, actor: crate::UserId, kind: WriteKind) -> crate::Result<()> {
+        let Some(rate) = self.config.write_rates.get(kind) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        match self.storage.take_token(actor, kind, rate, now).await? {
+            Ok(()) => Ok(()),
+            Err(retry_after) => Err(crate::Error::RateLimited { retry_after }),
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod node;
 pub mod page;
 pub mod password;
 pub mod privacy;
+pub mod rate;
 mod sequencer;
 pub mod storage;
 pub mod validate;
@@ -68,8 +69,7 @@ pub use broker::{Broker, MemoryBroker, Notice, NoticeBatch, Subscriber, Subscrib
 pub use chat::{
     Change, ChangeKind, ChangeRecord, ChangeSet, Chat, Conversation, ConversationKind,
     ConversationSummary, DirectMessages, History, HistoryPage, Member, MemberRole, Message,
-    MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendBucket, SendRate,
-    UnreadCounts, UnreadEntry,
+    MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, UnreadCounts, UnreadEntry,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
@@ -84,9 +84,10 @@ pub use model::*;
 pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
+pub use rate::{Bucket, Rate, WriteKind, WriteRates};
 pub use storage::{
-    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NodeStore, Removed,
-    RequestDirection, Requested, SeqRange, Storage, Updated,
+    AccountStore, Appended, ChatStore, Followed, GraphStore, LimitStore, NewMessageRecord,
+    NodeStore, Removed, RequestDirection, Requested, SeqRange, Storage, Updated,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

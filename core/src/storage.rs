@@ -16,6 +16,8 @@
 //! [`Error::Storage`]: crate::Error::Storage
 //! [`Error::Conflict`]: crate::Error::Conflict
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::chat::{
@@ -29,6 +31,7 @@ use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
 };
 use crate::page::{ActivityKey, IdKey, NameKey, SinceKey, Window};
+use crate::rate::{Rate, WriteKind};
 
 /// Accounts, profiles and sessions.
 #[async_trait]
@@ -288,8 +291,8 @@ pub struct NewMessageRecord {
     pub created_at: Timestamp,
     /// The send rate the sender is held to, if any: storing the message
     /// takes a token from the sender's stored bucket with
-    /// [`SendRate::take`](crate::SendRate::take) at `created_at`.
-    pub rate: Option<crate::SendRate>,
+    /// [`Rate::take`](crate::Rate::take) at `created_at`.
+    pub rate: Option<crate::Rate>,
 }
 
 /// What [`ChatStore::append_message`] did.
@@ -431,7 +434,7 @@ pub trait ChatStore: Send + Sync {
     /// With `message.rate`, storing a new message (not an existing one)
     /// also takes a token from the sender's bucket, kept by the backend and
     /// read and written in the same transaction with
-    /// [`SendRate::take`](crate::SendRate::take) at `created_at`, so the rate
+    /// [`Rate::take`](crate::Rate::take) at `created_at`, so the rate
     /// holds across every writer of the storage.
     ///
     /// # Errors
@@ -604,10 +607,27 @@ pub trait NodeStore: Send + Sync {
     async fn expire_presence(&self, now: Timestamp) -> Result<Vec<UserId>>;
 }
 
+/// Per-user rate limits of writes other than message sends (those take
+/// their bucket in [`ChatStore::append_messages`]).
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes one token from `user`'s bucket of `kind` at `now` under `rate`
+    /// ([`Rate::take`], a user without a bucket having a full one), atomically
+    /// across every writer of the storage. `Ok(Err(wait))`, with the bucket
+    /// unchanged, if none is left: `wait` is how long until one is.
+    async fn take_token(
+        &self,
+        user: UserId,
+        kind: WriteKind,
+        rate: Rate,
+        now: Timestamp,
+    ) -> Result<std::result::Result<(), Duration>>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
-    AccountStore + GraphStore + ChatStore + NodeStore + Send + Sync + 'static
+    AccountStore + GraphStore + ChatStore + NodeStore + LimitStore + Send + Sync + 'static
 {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;

@@ -241,7 +241,7 @@ async fn appends_racing_a_removal_never_land_after_it() {
 async fn an_append_that_waited_for_a_removal_is_refused() {
     let store = support::fresh_store().await;
     let [admin, leaver] = [user(&store, 1).await, user(&store, 2).await];
-    for rate in [None, Some(kith_core::SendRate::default())] {
+    for rate in [None, Some(kith_core::Rate::default())] {
         let id = group(&store, 100 + u64::from(rate.is_some()), &[admin, leaver]).await;
         // The other writer: the removal's statements, holding the lock.
         let mut removal = store.pool().begin().await.unwrap();

@@ -186,6 +186,7 @@ mod accounts;
 mod append;
 mod chat;
 mod graph;
+mod limits;
 mod nodes;
 mod rows;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{send, ty, within, Client, Server, Setup, User};
 use futures::StreamExt;
-use kith_core::{ConversationId, Denied, Error, SendRate};
+use kith_core::{ConversationId, Denied, Error, Rate};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -621,10 +621,7 @@ async fn logging_out_closes_that_sessions_connections_only() {
 async fn bad_input_is_refused_with_an_error_and_changes_nothing() {
     let mut setup = Setup::default();
     setup.core.max_message_chars = 100;
-    setup.core.send_rate = Some(SendRate {
-        burst: 2,
-        per_second: 1,
-    });
+    setup.core.send_rate = Some(Rate::per_second(2, 1));
     setup.ws.max_frame_bytes = 1024;
     let s = Server::with(setup).await;
     let alice = s.user("alice").await;
@@ -927,10 +924,7 @@ async fn a_client_that_obeys_retry_after_and_rules_is_never_closed_as_abusive() 
     // of one message per 50 ms without a burst, so that nearly every send
     // after the first is refused once and many refusals fit in the window.
     let mut setup = Setup::default();
-    setup.core.send_rate = Some(SendRate {
-        burst: 1,
-        per_second: 20,
-    });
+    setup.core.send_rate = Some(Rate::per_second(1, 20));
     let s = Server::with(setup).await;
     let (alice, _bob, conv) = s.alice_and_bob().await;
     let mut a = s.join(&alice.token).await;
@@ -973,10 +967,7 @@ async fn a_client_that_obeys_retry_after_and_rules_is_never_closed_as_abusive() 
 #[tokio::test]
 async fn a_retry_of_an_acknowledged_send_is_answered_even_at_the_rate_limit() {
     let mut setup = Setup::default();
-    setup.core.send_rate = Some(SendRate {
-        burst: 2,
-        per_second: 1,
-    });
+    setup.core.send_rate = Some(Rate::per_second(2, 1));
     let s = Server::with(setup).await;
     let (alice, bob, conv) = s.alice_and_bob().await;
     let mut a = s.join(&alice.token).await;

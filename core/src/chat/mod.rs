@@ -12,19 +12,17 @@
 //!
 //! The rules shared by every action (who is a member, what a block forbids
 //! in a direct conversation) are here; `conversations.rs` holds
-//! conversations and membership, `send.rs` (with `lanes.rs` and `rate.rs`)
+//! conversations and membership, `send.rs` (with `lanes.rs` and the crate's `rate.rs`)
 //! sending, and `messages.rs` message changes, history and read state.
 
 mod conversations;
 mod lanes;
 mod messages;
 pub mod model;
-mod rate;
 mod send;
 
 pub(crate) use lanes::Lanes;
 pub use model::*;
-pub use rate::{SendBucket, SendRate};
 
 use std::sync::Arc;
 

@@ -17,7 +17,7 @@ use crate::testkit::{all_pages, refusal, Fixture, Refusal, NO_USER};
 use crate::{
     Appended, Clock, Config, Conversation, ConversationId, ConversationKind, ConversationSummary,
     Delivery, Denied, DirectMessages, Entity, Event, History, Member, MemberRole, Message,
-    MessageId, NewGroup, NewMessage, NewMessageRecord, Page, ReactionKind, ReadState, SendRate,
+    MessageId, NewGroup, NewMessage, NewMessageRecord, Page, Rate, ReactionKind, ReadState,
     Timestamp, UnreadCounts, UnreadEntry, UserId,
 };
 
@@ -626,10 +626,7 @@ pub async fn a_tombstone_still_counts_as_a_message(f: Fixture) {
 /// Beyond the burst a sender is rate limited, storing and telling nothing, until time refills it; others are unaffected.
 pub async fn sends_beyond_the_rate_are_limited_until_time_passes(f: Fixture) {
     let f = configured(f, |c| {
-        c.send_rate = Some(SendRate {
-            burst: 3,
-            per_second: 1,
-        });
+        c.send_rate = Some(Rate::per_second(3, 1));
     });
     let [alice, bob] = f.users(["alice", "bob"]).await;
     let team = group(&f, alice.id, &[bob.id]).await;
@@ -658,10 +655,7 @@ pub async fn sends_beyond_the_rate_are_limited_until_time_passes(f: Fixture) {
 /// A retry of a stored client id returns the stored message and costs no send-rate token, even at the limit.
 pub async fn a_retry_of_a_stored_message_costs_nothing_even_at_the_limit(f: Fixture) {
     let f = configured(f, |c| {
-        c.send_rate = Some(SendRate {
-            burst: 2,
-            per_second: 1,
-        });
+        c.send_rate = Some(Rate::per_second(2, 1));
     });
     let [alice, bob] = f.users(["alice", "bob"]).await;
     let team = group(&f, alice.id, &[bob.id]).await;
@@ -907,10 +901,7 @@ pub async fn append_takes_the_senders_rate_from_the_stored_bucket(f: Fixture) {
     let [alice, bob] = f.users(["alice", "bob"]).await;
     let team = group(&f, alice.id, &[bob.id]).await;
     let store = f.kith.storage();
-    let rate = Some(SendRate {
-        burst: 2,
-        per_second: 1,
-    });
+    let rate = Some(Rate::per_second(2, 1));
     let at = f.clock.now();
     let record = |id: u64, sender: UserId, client_id: &str, ms: i64| NewMessageRecord {
         id: MessageId::new(id),

@@ -29,6 +29,7 @@ pub mod chat_messages;
 pub mod follows;
 pub mod graph;
 pub mod graph_races;
+pub mod limits;
 pub mod model;
 pub mod nodes;
 pub mod profiles;
@@ -591,6 +592,13 @@ macro_rules! __conformance_cases {
                 two_admins_stepping_down_through_two_writers_keep_an_admin,
                 members_added_through_two_writers_never_exceed_the_size_limit,
                 a_users_send_rate_holds_across_two_writers,
+            }
+            limits {
+                friend_requests_are_limited_per_user,
+                follows_are_limited_and_a_repeat_follow_takes_nothing,
+                refused_writes_take_no_token,
+                write_limits_hold_across_two_writers,
+                write_rates_none_limit_nobody,
             }
             nodes {
                 two_nodes_deliver_every_change_of_a_group_once_in_version_order,

@@ -20,10 +20,11 @@ use proptest::test_runner::{
 
 use crate::chat::{
     Change, Conversation, ConversationKind, ConversationSummary, DirectMessages, History, Member,
-    MemberRole, Message, MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, SendRate,
+    MemberRole, Message, MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState,
     UnreadCounts, UnreadEntry,
 };
 use crate::clock::Clock;
+use crate::rate::Rate;
 use crate::testkit::START;
 use crate::{
     Argon2Hasher, Config, ConversationId, Delivery, Error, Event, FriendRequest,
@@ -36,10 +37,7 @@ const USERS: usize = 4;
 /// Cases per run unless `PROPTEST_CASES` says otherwise.
 pub const DEFAULT_CASES: u32 = 24;
 /// The send rate the model runs with: small, so that limits are hit.
-const RATE: SendRate = SendRate {
-    burst: 4,
-    per_second: 1,
-};
+const RATE: Rate = Rate::per_second(4, 1);
 const TITLES: [&str; 3] = ["Team", "Crew", "   "];
 
 /// One operation; users, conversations and messages are indices resolved
@@ -671,16 +669,17 @@ impl Model {
         list
     }
 
-    /// The token bucket of [`crate::chat`]'s rate limiter, restated.
+    /// The token bucket of [`crate::Rate`], restated.
     fn take_token(&mut self, a: usize) -> Result<(), String> {
         let capacity = u64::from(RATE.burst) * 1000;
-        let per_ms = u64::from(RATE.per_second);
+        let per_hour = u64::from(RATE.per_hour);
         let now = self.now;
         let (tokens, at) = self.buckets.get(&a).copied().unwrap_or((capacity, now));
         let elapsed = (now.as_millis() - at.as_millis()).max(0) as u64;
-        let tokens = (tokens + elapsed * per_ms).min(capacity);
+        let tokens = (tokens + elapsed * per_hour / 3600).min(capacity);
         if tokens < 1000 {
-            return Err(format!("rate_limited:{}", (1000 - tokens).div_ceil(per_ms)));
+            let wait = ((1000 - tokens) * 3600).div_ceil(per_hour);
+            return Err(format!("rate_limited:{wait}"));
         }
         self.buckets.insert(a, (tokens - 1000, now));
         Ok(())

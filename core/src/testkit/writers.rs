@@ -276,10 +276,7 @@ pub async fn members_added_through_two_writers_never_exceed_the_size_limit(f: Fi
 /// in each writer.
 pub async fn a_users_send_rate_holds_across_two_writers(f: Fixture) {
     let f = configured(f, |c| {
-        c.send_rate = Some(crate::SendRate {
-            burst: 3,
-            per_second: 1,
-        });
+        c.send_rate = Some(crate::Rate::per_second(3, 1));
     });
     let (f, other) = f.two_writers().await;
     let [alice, bob] = f.users(["alice", "bob"]).await;

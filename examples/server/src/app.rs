@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use kith_core::{
-    Broker, Clock, Config, DirectMessages, Kith, NodeLease, SendRate, Storage, SystemClock,
+    Broker, Clock, Config, DirectMessages, Kith, NodeLease, Rate, Storage, SystemClock,
     TimeOrderedIds,
 };
 use kith_postgres::{PgBroker, PgStore};
@@ -108,10 +108,10 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
     } else {
         DirectMessages::FriendsOnly
     };
-    config.send_rate = (!settings.no_rate_limits).then_some(SendRate {
-        burst: settings.send_burst,
-        per_second: settings.send_per_second,
-    });
+    config.send_rate = (!settings.no_rate_limits).then_some(Rate::per_second(
+        settings.send_burst,
+        settings.send_per_second,
+    ));
     let builder = match broker {
         Some(broker) => Kith::builder(store).broker(broker),
         None => Kith::builder(store),

@@ -16,7 +16,7 @@ use sqlx::postgres::Postgres;
 use sqlx::Transaction;
 
 use super::*;
-use kith_core::SendBucket;
+use kith_core::Bucket;
 
 /// Locks the send-rate buckets of the users of the sorted array `$N`, in
 /// that order, if the condition holds (a way to make it wait for others), creating full ones where missing (so that two transactions
@@ -394,7 +394,7 @@ async fn append_many(
     let mut retried: Vec<i64> = Vec::new();
     let mut members: HashSet<(i64, i64)> = HashSet::new();
     let mut known: HashSet<i64> = HashSet::new();
-    let mut buckets: HashMap<i64, SendBucket> = HashMap::new();
+    let mut buckets: HashMap<i64, Bucket> = HashMap::new();
     for (kind, a, b, c) in rows {
         match kind {
             0 => {
@@ -703,10 +703,7 @@ pub(super) async fn message_by_client_id(
 
 /// Inside a transaction, after the conversations' locks: locks the stored
 /// send-rate buckets of `senders` ([`LOCK_BUCKETS`]) and returns them.
-async fn lock_buckets(
-    conn: &mut PgConnection,
-    senders: &[i64],
-) -> Result<HashMap<i64, SendBucket>> {
+async fn lock_buckets(conn: &mut PgConnection, senders: &[i64]) -> Result<HashMap<i64, Bucket>> {
     let mut senders = senders.to_vec();
     senders.sort_unstable();
     senders.dedup();
@@ -722,15 +719,15 @@ async fn lock_buckets(
 }
 
 /// A stored bucket's columns.
-fn bucket(milli_tokens: i64, at: i64) -> SendBucket {
-    SendBucket {
+fn bucket(milli_tokens: i64, at: i64) -> Bucket {
+    Bucket {
         milli_tokens: raw_count(milli_tokens),
         at: Timestamp::from_millis(at),
     }
 }
 
 /// The columns (users, milli-tokens, times) of the buckets to store.
-fn bucket_columns(buckets: &[(i64, SendBucket)]) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+fn bucket_columns(buckets: &[(i64, Bucket)]) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
     let users = buckets.iter().map(|(u, _)| *u).collect();
     let tokens = buckets
         .iter()
@@ -742,7 +739,7 @@ fn bucket_columns(buckets: &[(i64, SendBucket)]) -> (Vec<i64>, Vec<i64>, Vec<i64
 
 /// Inside a transaction: stores the buckets a batch took from (locked by
 /// [`lock_buckets`]).
-async fn store_buckets(conn: &mut PgConnection, buckets: &[(i64, SendBucket)]) -> Result<()> {
+async fn store_buckets(conn: &mut PgConnection, buckets: &[(i64, Bucket)]) -> Result<()> {
     if buckets.is_empty() {
         return Ok(());
     }

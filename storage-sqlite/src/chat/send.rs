@@ -3,7 +3,7 @@
 //! them at the one writer, in group commits.
 
 use super::*;
-use kith_core::SendBucket;
+use kith_core::Bucket;
 
 /// Takes the next seq and version for a message from `?2` sent at `?3`, if
 /// `?2` is a current member.
@@ -311,7 +311,7 @@ pub(crate) async fn append_many(
     if inserts.is_empty() {
         return Ok(outcomes);
     }
-    let taken: Vec<(i64, SendBucket)> = taken
+    let taken: Vec<(i64, Bucket)> = taken
         .into_iter()
         .filter_map(|sender| buckets.get(&sender).map(|b| (sender, *b)))
         .collect();
@@ -385,7 +385,7 @@ pub(super) async fn message_by_client_id(
 async fn load_buckets(
     conn: &mut SqliteConnection,
     senders: &[i64],
-) -> Result<std::collections::HashMap<i64, SendBucket>> {
+) -> Result<std::collections::HashMap<i64, Bucket>> {
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT user_id, milli_tokens, at FROM send_buckets \
          WHERE user_id IN (SELECT value FROM json_each(?1))",
@@ -397,7 +397,7 @@ async fn load_buckets(
     Ok(rows
         .into_iter()
         .map(|(user, tokens, at)| {
-            let bucket = SendBucket {
+            let bucket = Bucket {
                 milli_tokens: raw_count(tokens),
                 at: Timestamp::from_millis(at),
             };
@@ -407,7 +407,7 @@ async fn load_buckets(
 }
 
 /// Inside a write transaction: stores the buckets a batch took from.
-async fn store_buckets(conn: &mut SqliteConnection, buckets: &[(i64, SendBucket)]) -> Result<()> {
+async fn store_buckets(conn: &mut SqliteConnection, buckets: &[(i64, Bucket)]) -> Result<()> {
     if buckets.is_empty() {
         return Ok(());
     }
