@@ -112,6 +112,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         settings.send_burst,
         settings.send_per_second,
     ));
+    config.write_rates = settings.write_rates();
     let builder = match broker {
         Some(broker) => Kith::builder(store).broker(broker),
         None => Kith::builder(store),

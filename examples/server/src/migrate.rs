@@ -66,9 +66,10 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
 /// Kith's tables, parents before children: the order they are copied in.
-/// `node_leases`, `presence`, `presence_nodes` and `send_buckets` are not
-/// among them: leases and presence belong to the servers running on a
-/// database, and send-rate buckets refill within seconds.
+/// `node_leases`, `presence`, `presence_nodes`, `send_buckets` and
+/// `write_buckets` are not among them: leases and presence belong to the
+/// servers running on a database, and rate-limit buckets refill (within
+/// seconds for sends, within the hour for other writes).
 pub const TABLES: [&str; 12] = [
     "accounts",
     "sessions",
@@ -589,17 +590,17 @@ mod tests {
     fn the_mapping_is_for_the_current_schemas() {
         let sqlite: Vec<i64> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
         let postgres: Vec<i64> = POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect();
-        // 3 adds `node_leases`, 5 `send_buckets` and 6 `presence`, which are
-        // not copied: leases and presence belong to the servers running on
-        // a database, and send-rate buckets refill within seconds.
+        // 3 adds `node_leases`, 5 `send_buckets`, 6 `presence` and 9
+        // `write_buckets`, which are not copied: leases and presence belong
+        // to the servers running on a database, and buckets refill.
         assert_eq!(
             sqlite,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 9],
             "kith-sqlite has a new migration"
         );
         assert_eq!(
             postgres,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 9],
             "kith-postgres has a new migration"
         );
     }

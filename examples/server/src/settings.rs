@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+use kith_core::{Rate, WriteKind, WriteRates};
 
 use crate::client_ip::ForwardedHeader;
 
@@ -65,7 +66,20 @@ pub struct Settings {
     /// Messages a user may send per second, sustained.
     #[arg(long, env = "KITH_SEND_PER_SECOND", default_value_t = 5)]
     pub send_per_second: u32,
-    /// Switch off every rate limit (login/register and sending), for benchmarks.
+    /// Per-user limits of other writes, as `KIND=BURST/PER_HOUR` or
+    /// `KIND=off` (repeat the flag, or separate with commas in the
+    /// variable). Kinds: `friend_request`, `follow`, `post`, `comment`,
+    /// `reaction`, `upload`. Kinds not named keep Kith's defaults
+    /// (`kith_core::WriteRates::default`).
+    #[arg(
+        long = "write-rate",
+        env = "KITH_WRITE_RATES",
+        value_delimiter = ',',
+        value_parser = parse_write_rate
+    )]
+    pub write_rates: Vec<(WriteKind, Option<Rate>)>,
+    /// Switch off every rate limit (login/register, sending and every other
+    /// write), for benchmarks.
     #[arg(
         long,
         env = "KITH_NO_RATE_LIMITS",
@@ -157,7 +171,45 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block"))
 }
 
+/// `KIND=BURST/PER_HOUR` or `KIND=off`.
+fn parse_write_rate(s: &str) -> Result<(WriteKind, Option<Rate>), String> {
+    let (kind, rate) = s
+        .trim()
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KIND=BURST/PER_HOUR or KIND=off"))?;
+    let kind = WriteKind::parse(kind.trim()).ok_or_else(|| {
+        let kinds: Vec<&str> = WriteKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind {kind:?}; one of {}", kinds.join(", "))
+    })?;
+    let rate = rate.trim();
+    if rate == "off" {
+        return Ok((kind, None));
+    }
+    let numbers = rate
+        .split_once('/')
+        .and_then(|(burst, per_hour)| Some((burst.parse().ok()?, per_hour.parse().ok()?)));
+    match numbers {
+        Some((burst, per_hour)) => Ok((kind, Some(Rate::per_hour(burst, per_hour)))),
+        None => Err(format!(
+            "{rate:?} is not BURST/PER_HOUR (two whole numbers) or off"
+        )),
+    }
+}
+
 impl Settings {
+    /// The configured write limits: Kith's defaults changed by
+    /// `--write-rate`, or none with `--no-rate-limits`.
+    pub fn write_rates(&self) -> WriteRates {
+        if self.no_rate_limits {
+            return WriteRates::none();
+        }
+        let mut rates = WriteRates::default();
+        for &(kind, rate) in &self.write_rates {
+            rates.set(kind, rate);
+        }
+        rates
+    }
+
     /// The settings tests and embedders start from: an in-memory database on
     /// an ephemeral loopback port, defaults elsewhere (whatever `KITH_*`
     /// variables the environment holds).
@@ -197,6 +249,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn write_rates_override_the_defaults() {
+        let s = Settings::from_args([
+            "kith-server",
+            "--write-rate",
+            "post=5/30",
+            "--write-rate",
+            "follow=off",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rates = s.write_rates();
+        assert_eq!(rates.get(WriteKind::Post), Some(Rate::per_hour(5, 30)));
+        assert_eq!(rates.get(WriteKind::Follow), None);
+        let defaults = WriteRates::default();
+        assert_eq!(
+            rates.get(WriteKind::Comment),
+            defaults.get(WriteKind::Comment)
+        );
+        for bad in ["post", "post=5", "post=a/b", "poster=1/1", "post=1/2/3"] {
+            assert!(
+                Settings::from_args(["kith-server", "--write-rate", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn flags_parse_and_tests_ignore_the_environment() {
         let s = Settings::from_args([
             "kith-server",
@@ -227,6 +305,7 @@ mod tests {
         assert_eq!(s.forwarded_header, ForwardedHeader::Forwarded);
         assert!(!s.tcp_nodelay);
         assert!(Settings::from_args(["kith-server", "--trusted-proxy", "nope"]).is_err());
+        assert_eq!(s.write_rates(), WriteRates::none());
         let t = Settings::for_tests();
         assert_eq!(t.listen.port(), 0);
         assert_eq!(t.database_url, "sqlite::memory:");

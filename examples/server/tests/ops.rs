@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{
     assert_error_shape, assert_no_server_errors, read_raw_response, sample, settings, within,
-    Ended, Resp, TestServer, PASSWORD,
+    Ended, Resp, TestServer, User, PASSWORD,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -464,6 +464,48 @@ async fn sending_beyond_the_burst_is_429_with_retry_after() {
     assert_eq!(frame["client_id"], "m-4");
     assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
     assert_no_server_errors(&server).await;
+}
+
+#[tokio::test]
+async fn write_rates_limit_follows_and_friend_requests_with_retry_after() {
+    let server = TestServer::with_flags(&[
+        "--write-rate",
+        "follow=1/60",
+        "--write-rate",
+        "friend_request=2/2",
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let dave = server.user("dave").await;
+    let server = &server;
+    let follow = |who: &User, whom: &User| {
+        let (path, token) = (format!("/follows/{}", whom.id), who.token.clone());
+        async move { server.put(&path, &token, None).await }
+    };
+    follow(&alice, &bob).await.ok(204);
+    // Following again changes nothing and takes nothing.
+    follow(&alice, &bob).await.ok(204);
+    let refused = follow(&alice, &carol).await;
+    refused.error(429, "rate_limited");
+    assert_eq!(refused.retry_after().as_deref(), Some("60"));
+    let followers = server
+        .get(&format!("/users/{}/followers", carol.id), &carol.token)
+        .await;
+    assert_eq!(followers.ok(200)["items"], json!([]));
+    // The limit is per user and per kind.
+    follow(&bob, &carol).await.ok(204);
+    let request = |who: &User, whom: &User| {
+        let (token, body) = (who.token.clone(), json!({ "user_id": whom.id }));
+        async move { server.post("/friend-requests", &token, body).await }
+    };
+    request(&alice, &bob).await.ok(200);
+    request(&alice, &carol).await.ok(200);
+    let refused = request(&alice, &dave).await;
+    refused.error(429, "rate_limited");
+    assert_eq!(refused.retry_after().as_deref(), Some("1800"));
+    assert_no_server_errors(server).await;
 }
 
 #[tokio::test]

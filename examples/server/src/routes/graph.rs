@@ -48,6 +48,7 @@ pub struct FriendRequestInput {
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 409, description = "Already friends, or a request is already pending", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
+        (status = 429, description = "Too many friend requests; `Retry-After` says when to retry", body = ErrorBody),
     ))]
 async fn send_friend_request(
     State(state): State<AppState>,
@@ -200,6 +201,7 @@ async fn unfriend(
         (status = 403, description = "The actor blocks the user", body = ErrorBody),
         (status = 404, description = "No such user, or they block the actor", body = ErrorBody),
         (status = 422, description = "`user_id` is the actor", body = ErrorBody),
+        (status = 429, description = "Too many follows; `Retry-After` says when to retry", body = ErrorBody),
     ))]
 async fn follow(
     State(state): State<AppState>,
