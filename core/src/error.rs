@@ -143,6 +143,8 @@ pub enum Entity {
     Message,
     /// A member of a conversation.
     Member,
+    /// A post (also one the actor may not see).
+    Post,
 }
 
 impl fmt::Display for Entity {
@@ -155,6 +157,7 @@ impl fmt::Display for Entity {
             Entity::Conversation => "conversation",
             Entity::Message => "message",
             Entity::Member => "member",
+            Entity::Post => "post",
         })
     }
 }
@@ -177,6 +180,8 @@ pub enum Denied {
     DirectConversation,
     /// The other user does not accept messages from the actor.
     Unreachable,
+    /// Only the author of a post may change it.
+    NotAuthor,
 }
 
 impl fmt::Display for Denied {
@@ -189,6 +194,7 @@ impl fmt::Display for Denied {
             Denied::NotAdmin => "only a group admin may do this",
             Denied::DirectConversation => "direct conversations cannot be changed this way",
             Denied::Unreachable => "this user cannot receive your messages",
+            Denied::NotAuthor => "only the author may change this",
         })
     }
 }

@@ -124,6 +124,10 @@ id_type!(
     /// Identifies a chat message.
     MessageId
 );
+id_type!(
+    /// Identifies a post.
+    PostId
+);
 
 /// Hands out unique, time-ordered raw ids. Injectable so tests are deterministic.
 pub trait IdGenerator: Send + Sync {

@@ -12,6 +12,7 @@ use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
 use crate::password::{Argon2Hasher, PasswordHasher};
+use crate::posts::Posts;
 use crate::rate::{Rate, WriteKind, WriteRates};
 use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
@@ -32,6 +33,8 @@ pub struct Config {
     pub max_group_members: usize,
     /// The longest message body in characters (default 4,000).
     pub max_message_chars: usize,
+    /// The longest post text in characters (default 5,000).
+    pub max_post_chars: usize,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             write_rates: WriteRates::default(),
             max_group_members: 10_000,
             max_message_chars: 4_000,
+            max_post_chars: 5_000,
         }
     }
 }
@@ -49,7 +53,7 @@ impl Default for Config {
 /// The handle an application holds: cheap to clone, safe to share.
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
-/// [`Kith::chat`]. Every call
+/// [`Kith::chat`], [`Kith::posts`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -141,6 +145,11 @@ impl Kith {
     /// Conversations, messages, reactions and read state.
     pub fn chat(&self) -> Chat<'_> {
         Chat { kith: &self.inner }
+    }
+
+    /// Posts: creating, editing, deleting and reading them.
+    pub fn posts(&self) -> Posts<'_> {
+        Posts { kith: &self.inner }
     }
 
     /// The storage backend, for health checks and tools.

@@ -9,7 +9,8 @@
 //! ## Layout
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
-//!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]) and [`Kith::chat`] ([`Chat`]).
+//!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]), [`Kith::chat`] ([`Chat`])
+//!   and [`Kith::posts`] ([`Posts`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`broker`]: how several nodes sharing one storage tell each other what
@@ -55,6 +56,7 @@ pub mod model;
 pub mod node;
 pub mod page;
 pub mod password;
+pub mod posts;
 pub mod privacy;
 pub mod rate;
 mod sequencer;
@@ -76,18 +78,20 @@ pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::{Graph, PRESENCE_TTL};
 pub use ids::{
-    ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
-    NODES,
+    ConversationId, FriendRequestId, IdGenerator, MessageId, PostId, SessionId, TimeOrderedIds,
+    UserId, NODES,
 };
 pub use kith::{Config, Kith, KithBuilder, Spawner};
 pub use model::*;
 pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
+pub use posts::{NewPost, Post, PostPatch, Posts};
 pub use rate::{Bucket, Rate, WriteKind, WriteRates};
 pub use storage::{
     AccountStore, Appended, ChatStore, Followed, GraphStore, LimitStore, NewMessageRecord,
-    NodeStore, Removed, RequestDirection, Requested, SeqRange, Storage, Updated,
+    NewPostRecord, NodeStore, PostContent, PostEditRecord, PostList, PostStore, Removed,
+    RequestDirection, Requested, SeqRange, Storage, Updated, Viewed,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

@@ -24,11 +24,20 @@ impl Role {
     /// The role of `viewer` towards `owner`, given the links between them
     /// (from the viewer's side; ignored for the owner and anonymous viewers).
     pub fn of(viewer: Option<UserId>, owner: UserId, links: &Links) -> Role {
+        let blocked = links.blocked_by || links.visible.blocking;
+        Role::between(viewer, owner, links.visible.friends, blocked)
+    }
+
+    /// The role of `viewer` towards `owner` from the two links that decide
+    /// it: whether they are friends, and whether either blocks the other
+    /// (as storage reports them beside each item of a list). A follower
+    /// is a stranger here: following shows nothing more.
+    pub fn between(viewer: Option<UserId>, owner: UserId, friends: bool, blocked: bool) -> Role {
         match viewer {
             None => Role::Anonymous,
             Some(v) if v == owner => Role::Owner,
-            Some(_) if links.blocked_by || links.visible.blocking => Role::Blocked,
-            Some(_) if links.visible.friends => Role::Friend,
+            Some(_) if blocked => Role::Blocked,
+            Some(_) if friends => Role::Friend,
             Some(_) => Role::Stranger,
         }
     }

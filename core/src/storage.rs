@@ -26,11 +26,13 @@ use crate::chat::{
 };
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::ids::{ConversationId, MessageId, SessionId, UserId};
+use crate::ids::{ConversationId, MessageId, PostId, SessionId, UserId};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
+    Visibility,
 };
 use crate::page::{ActivityKey, IdKey, NameKey, SinceKey, Window};
+use crate::posts::Post;
 use crate::rate::{Rate, WriteKind};
 
 /// Accounts, profiles and sessions.
@@ -624,10 +626,110 @@ pub trait LimitStore: Send + Sync {
     ) -> Result<std::result::Result<(), Duration>>;
 }
 
+/// Something read for a viewer, with the two links between the viewer and
+/// its owner that decide whether the viewer may see it (Kith decides, with
+/// [`Role::between`](crate::privacy::Role::between)). Both are `false` for
+/// an anonymous viewer and for the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewed<T> {
+    /// What was read.
+    pub value: T,
+    /// The viewer and the owner are friends.
+    pub friends: bool,
+    /// One of the two blocks the other.
+    pub blocked: bool,
+}
+
+/// What a post says and who may read it, as Kith prepared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostContent {
+    /// The validated text.
+    pub text: String,
+    /// Who may read it.
+    pub visibility: Visibility,
+    /// The hashtags of the text, lowercased and distinct.
+    pub hashtags: Vec<String>,
+    /// The usernames the text mentions, lowercased and distinct; storage
+    /// keeps those of live accounts.
+    pub mentions: Vec<String>,
+}
+
+/// A post to insert, as Kith prepared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPostRecord {
+    /// The new post's id.
+    pub id: PostId,
+    /// Its author.
+    pub author: UserId,
+    /// What it says.
+    pub content: PostContent,
+    /// When it is created.
+    pub created_at: Timestamp,
+}
+
+/// A post's new state, as Kith prepared it for [`PostStore::update_post`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostEditRecord {
+    /// The post.
+    pub id: PostId,
+    /// Its author (checked inside the transaction).
+    pub author: UserId,
+    /// What it says now (hashtags and mentions replace the stored ones).
+    pub content: PostContent,
+    /// The edit's time.
+    pub edited_at: Timestamp,
+}
+
+/// A list of posts ordered by position, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostList {
+    /// The posts of one author.
+    Author(UserId),
+    /// The posts with one (lowercased) hashtag.
+    Hashtag(String),
+}
+
+/// Posts, their hashtags and mentions.
+///
+/// Reads return each post with the links between the viewer and its author
+/// ([`Viewed`]) and never return a post whose author's account is deleted;
+/// whether the viewer may see it is Kith's decision.
+#[async_trait]
+pub trait PostStore: Send + Sync {
+    /// Atomically stores a post, its hashtags and the mentions of live
+    /// accounts, and gives it the next position as the last statement
+    /// before the commit: positions are taken from one counter whose lock
+    /// is held until the commit, so they grow in commit order. Returns the
+    /// post as stored; `None`, with nothing stored, if the author is not a
+    /// live account.
+    async fn insert_post(&self, post: &NewPostRecord) -> Result<Option<Post>>;
+
+    /// Atomically replaces the text, visibility, hashtags and mentions of a
+    /// post whose author is `edit.author` and sets `edited_at` (the position
+    /// stays). `None`, with nothing changed, if there is no such post.
+    async fn update_post(&self, edit: &PostEditRecord) -> Result<Option<Post>>;
+
+    /// Deletes a post whose author is `author`, with its hashtags and
+    /// mentions; `false` if there is no such post.
+    async fn delete_post(&self, id: PostId, author: UserId) -> Result<bool>;
+
+    /// The posts among `ids` whose authors are live, in any order.
+    async fn posts(&self, ids: &[PostId], viewer: Option<UserId>) -> Result<Vec<Viewed<Post>>>;
+
+    /// The posts of `list` whose authors are live, by position descending;
+    /// the window's key is the position.
+    async fn list_posts(
+        &self,
+        list: &PostList,
+        viewer: Option<UserId>,
+        window: &Window<IdKey>,
+    ) -> Result<Vec<Viewed<Post>>>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
-    AccountStore + GraphStore + ChatStore + NodeStore + LimitStore + Send + Sync + 'static
+    AccountStore + GraphStore + ChatStore + NodeStore + LimitStore + PostStore + Send + Sync + 'static
 {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;

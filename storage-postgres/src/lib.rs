@@ -42,6 +42,7 @@
 //! - `chat/`: [`ChatStore`](kith_core::ChatStore): `conversations.rs`,
 //!   `send.rs` (appends, one by one and set-based), `messages.rs` and
 //!   `read.rs`, as in `kith-sqlite`.
+//! - `posts.rs`: [`PostStore`](kith_core::PostStore), as in `kith-sqlite`.
 //! - `rows.rs`: the private row structs and their conversions.
 //! - `migrations/`: the schema, each file documenting its tables and
 //!   indexes.
@@ -154,6 +155,7 @@ mod chat;
 mod graph;
 mod limits;
 mod nodes;
+mod posts;
 mod rows;
 
 // The test harness names this crate `kith_postgres`, as its users do.

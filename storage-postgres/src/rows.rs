@@ -12,8 +12,8 @@
 use kith_core::{
     Account, AccountRecord, ContactInfo, Conversation, ConversationId, ConversationKind, Error,
     FriendRequest, FriendRequestEntry, FriendRequestId, Member, MemberRole, Message, MessageId,
-    MessageReaction, Peer, Profile, ReactionKind, Result, Session, SessionId, Timestamp, User,
-    UserId, Visibility,
+    MessageReaction, Peer, Post, PostId, Profile, ReactionKind, Result, Session, SessionId,
+    Timestamp, User, UserId, Viewed, Visibility,
 };
 use time::{Date, Month};
 
@@ -447,6 +447,59 @@ pub(crate) struct SummaryRow {
     pub last_read_seq: i64,
     #[sqlx(flatten)]
     pub last_message: LastMessageRow,
+}
+
+/// A post as selected by `crate::posts::POST_COLUMNS`, with the links
+/// between the viewer and its author.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PostRow {
+    id: i64,
+    #[sqlx(flatten)]
+    author: CardRow,
+    text: String,
+    visibility: String,
+    created_at: i64,
+    edited_at: Option<i64>,
+    position: Option<i64>,
+    hashtags: Vec<String>,
+    mentions: Vec<i64>,
+    friends: bool,
+    blocked: bool,
+}
+
+impl PostRow {
+    /// The post, at `position` if given (the inserting transaction reads
+    /// the post before it takes its position), else at the stored one.
+    pub(crate) fn into_viewed(self, position: Option<i64>) -> Result<Viewed<Post>> {
+        let mut hashtags = self.hashtags;
+        hashtags.sort();
+        let mut mentions: Vec<UserId> = self
+            .mentions
+            .into_iter()
+            .map(|id| UserId::new(raw_id(id)))
+            .collect();
+        mentions.sort();
+        let visibility = Visibility::parse(&self.visibility)
+            .ok_or_else(|| corrupt("post visibility", &self.visibility))?;
+        let position = position
+            .or(self.position)
+            .ok_or_else(|| corrupt("post position", "NULL after commit"))?;
+        Ok(Viewed {
+            value: Post {
+                id: PostId::new(raw_id(self.id)),
+                author: self.author.into(),
+                text: self.text,
+                visibility,
+                hashtags,
+                mentions,
+                created_at: Timestamp::from_millis(self.created_at),
+                edited_at: self.edited_at.map(Timestamp::from_millis),
+                position: raw_count(position),
+            },
+            friends: self.friends,
+            blocked: self.blocked,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -37,13 +37,15 @@
 //!   `send.rs` (message appends, one by one and set-based), `messages.rs`
 //!   (edits, deletes, reactions, history) and `read.rs` (read positions,
 //!   unread counts, the conversation list, changes since a version).
+//! - `posts.rs`: [`PostStore`](kith_core::PostStore): posts, hashtags,
+//!   mentions, timelines and hashtag lists.
 //! - `append.rs`: group commit of message appends (the writer task and its
 //!   queue).
 //! - `rows.rs`: the private row structs and the conversions between SQL
 //!   values and Kith's domain types.
 //! - `migrations/`: the schema, embedded with `sqlx::migrate!()` and applied
 //!   on open, each file documenting its tables and indexes:
-//!   `0001_accounts_and_graph.sql` and `0002_chat.sql`.
+//!   `0001_accounts_and_graph.sql`, `0002_chat.sql` ... `0007_posts.sql`.
 //!
 //! Trait methods return [`kith_core::Error`]: driver failures become
 //! [`kith_core::Error::Storage`] and unique-constraint collisions the
@@ -188,6 +190,7 @@ mod chat;
 mod graph;
 mod limits;
 mod nodes;
+mod posts;
 mod rows;
 
 /// The sqlx connection options accepted by [`SqliteStore::connect_with`],

@@ -11,8 +11,8 @@
 use kith_core::{
     Account, AccountRecord, ContactInfo, Conversation, ConversationId, ConversationKind, Error,
     FriendRequest, FriendRequestEntry, FriendRequestId, Member, MemberRole, Message, MessageId,
-    MessageReaction, Peer, Profile, ReactionKind, Result, Session, SessionId, Timestamp, User,
-    UserId, Visibility,
+    MessageReaction, Peer, Post, PostId, Profile, ReactionKind, Result, Session, SessionId,
+    Timestamp, User, UserId, Viewed, Visibility,
 };
 use time::{Date, Month};
 
@@ -445,6 +445,63 @@ pub(crate) struct SummaryRow {
     pub last_read_seq: i64,
     #[sqlx(flatten)]
     pub last_message: LastMessageRow,
+}
+
+/// A post as selected by `crate::posts::post_columns!`, with the links
+/// between the viewer and its author.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PostRow {
+    id: i64,
+    #[sqlx(flatten)]
+    author: CardRow,
+    text: String,
+    visibility: String,
+    created_at: i64,
+    edited_at: Option<i64>,
+    position: Option<i64>,
+    /// A JSON array of the hashtags.
+    hashtags: String,
+    /// A JSON array of the mentioned users' ids.
+    mentions: String,
+    friends: bool,
+    blocked: bool,
+}
+
+impl TryFrom<PostRow> for Viewed<Post> {
+    type Error = Error;
+
+    fn try_from(row: PostRow) -> Result<Self> {
+        let mut hashtags: Vec<String> =
+            serde_json::from_str(&row.hashtags).map_err(|e| corrupt("hashtags", e))?;
+        hashtags.sort();
+        let mentions: Vec<i64> =
+            serde_json::from_str(&row.mentions).map_err(|e| corrupt("mentions", e))?;
+        let mut mentions: Vec<UserId> = mentions
+            .into_iter()
+            .map(|id| UserId::new(raw_id(id)))
+            .collect();
+        mentions.sort();
+        let visibility = Visibility::parse(&row.visibility)
+            .ok_or_else(|| corrupt("post visibility", &row.visibility))?;
+        let position = row
+            .position
+            .ok_or_else(|| corrupt("post position", "NULL after commit"))?;
+        Ok(Viewed {
+            value: Post {
+                id: PostId::new(raw_id(row.id)),
+                author: row.author.into(),
+                text: row.text,
+                visibility,
+                hashtags,
+                mentions,
+                created_at: Timestamp::from_millis(row.created_at),
+                edited_at: row.edited_at.map(Timestamp::from_millis),
+                position: raw_count(position),
+            },
+            friends: row.friends,
+            blocked: row.blocked,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod graph_races;
 pub mod limits;
 pub mod model;
 pub mod nodes;
+pub mod posts;
 pub mod profiles;
 pub mod writers;
 
@@ -693,6 +694,18 @@ macro_rules! __conformance_cases {
                 demoting_the_only_admin_is_invalid,
                 rename_tells_members_and_bumps_the_version,
                 rename_rejects_bad_titles,
+            }
+            posts {
+                create_returns_the_post_with_hashtags_and_mentions,
+                create_rejects_bad_texts_and_stores_nothing,
+                edit_replaces_text_and_reparses_tags,
+                only_the_author_edits_or_deletes,
+                delete_removes_the_post_from_every_read,
+                every_read_follows_visibility_for_every_role,
+                a_deleted_accounts_posts_disappear,
+                lists_page_newest_first_while_posts_arrive,
+                concurrent_posts_get_distinct_positions,
+                lists_reject_bad_input,
             }
             chat_messages {
                 every_version_has_one_change_log_entry,

@@ -1,0 +1,416 @@
+//! Posts: [`Posts`], reached through [`Kith::posts`](crate::Kith::posts).
+//!
+//! A post has an author, a text, a [`Visibility`] (who may read it, decided
+//! by [`Role::can_see`]: a follower sees what a stranger sees), and the
+//! hashtags and @mentions parsed from its text, stored beside it and parsed
+//! again on every edit. Every post gets a `position` when it commits:
+//! positions grow in commit order (storage takes them from one counter as the
+//! last statement of the inserting transaction), so a list paged by position
+//! never lets a post that committed late fall behind a cursor unseen.
+//!
+//! Every read applies the rules at read time: a post is shown only to a
+//! viewer its visibility admits, never across a block (either direction),
+//! and never once its author's account is deleted. What a viewer may not
+//! see does not exist for them ([`Error::NotFound`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::error::{Denied, Entity, Error, Result};
+use crate::ids::{PostId, UserId};
+use crate::kith::Inner;
+use crate::model::{User, Visibility};
+use crate::page::{IdKey, Page, Paged, Window};
+use crate::privacy::Role;
+use crate::storage::{NewPostRecord, PostContent, PostEditRecord, PostList, Viewed};
+use crate::validate;
+
+/// At most this many distinct hashtags in one post.
+pub const HASHTAGS_MAX: usize = 30;
+/// At most this many distinct @mentions in one post.
+pub const MENTIONS_MAX: usize = 30;
+/// A hashtag is at most this many characters (without the `#`).
+pub const HASHTAG_LEN_MAX: usize = 100;
+/// At most this many posts in one [`Posts::get_many`] call.
+pub const GET_MANY_MAX: usize = 100;
+
+/// A post as a viewer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Post {
+    /// The post's id.
+    pub id: PostId,
+    /// Its author's card.
+    pub author: User,
+    /// The text, as written.
+    pub text: String,
+    /// Who may read it.
+    pub visibility: Visibility,
+    /// The hashtags of the text, lowercased, without `#`, without
+    /// duplicates, sorted.
+    pub hashtags: Vec<String>,
+    /// The live users the text @mentions, by id, ordered by id.
+    pub mentions: Vec<UserId>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last edited.
+    pub edited_at: Option<Timestamp>,
+    /// Its place in commit order: a post committed later has a greater
+    /// position. Lists of posts are ordered by it, newest first.
+    pub position: u64,
+}
+
+/// A post to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewPost {
+    /// The text: not blank, at most [`Config::max_post_chars`](crate::Config::max_post_chars).
+    pub text: String,
+    /// Who may read it (default public).
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// Changes to a post; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostPatch {
+    /// The new text (its hashtags and mentions are parsed again).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The new visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+}
+
+/// Creating, editing, deleting and reading posts.
+pub struct Posts<'k> {
+    pub(crate) kith: &'k Inner,
+}
+
+impl Posts<'_> {
+    /// Creates a post by `actor`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`text`) for a blank or too long text, or one
+    /// with more than [`HASHTAGS_MAX`] hashtags, [`MENTIONS_MAX`] mentions or
+    /// a hashtag longer than [`HASHTAG_LEN_MAX`]; [`Error::NotFound`]
+    /// ([`Entity::User`]) if the actor is not a live account.
+    pub async fn create(&self, actor: UserId, post: NewPost) -> Result<Post> {
+        let text = validate::message_body("text", &post.text, self.kith.config.max_post_chars)?;
+        let content = content(text, post.visibility)?;
+        self.kith.account(actor).await?;
+        let record = NewPostRecord {
+            id: PostId::new(self.kith.ids.next_id()),
+            author: actor,
+            content,
+            created_at: self.kith.clock.now(),
+        };
+        self.kith
+            .storage
+            .insert_post(&record)
+            .await?
+            .ok_or(Error::NotFound(Entity::User))
+    }
+
+    /// Edits a post of the actor's: its text and visibility. Sets
+    /// `edited_at`; the hashtags and mentions are parsed again from the text.
+    ///
+    /// # Errors
+    /// As [`Self::create`] for the text; [`Error::NotFound`] if the actor
+    /// may not see the post; [`Error::Forbidden`] ([`Denied::NotAuthor`]) if
+    /// it is someone else's. Nothing changes then.
+    pub async fn edit(&self, actor: UserId, id: PostId, patch: PostPatch) -> Result<Post> {
+        let max = self.kith.config.max_post_chars;
+        let text = patch
+            .text
+            .map(|t| validate::message_body("text", &t, max))
+            .transpose()?;
+        let post = self.authored(actor, id).await?;
+        let visibility = patch.visibility.unwrap_or(post.visibility);
+        let record = PostEditRecord {
+            id,
+            author: actor,
+            content: content(text.unwrap_or(post.text), visibility)?,
+            edited_at: self.kith.clock.now(),
+        };
+        self.kith
+            .storage
+            .update_post(&record)
+            .await?
+            .ok_or(Error::NotFound(Entity::Post))
+    }
+
+    /// Deletes a post of the actor's.
+    ///
+    /// # Errors
+    /// As [`Self::edit`].
+    pub async fn delete(&self, actor: UserId, id: PostId) -> Result<()> {
+        self.authored(actor, id).await?;
+        if self.kith.storage.delete_post(id, actor).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Entity::Post))
+        }
+    }
+
+    /// The post `id` if the actor may see it and wrote it.
+    async fn authored(&self, actor: UserId, id: PostId) -> Result<Post> {
+        let post = self.get(Some(actor), id).await?;
+        if post.author.id == actor {
+            Ok(post)
+        } else {
+            Err(Error::Forbidden(Denied::NotAuthor))
+        }
+    }
+
+    /// One post as `viewer` (`None`: anonymous) may see it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] ([`Entity::Post`]) if it does not exist, its
+    /// author's account is deleted, or the viewer may not see it (its
+    /// visibility, or a block in either direction).
+    pub async fn get(&self, viewer: Option<UserId>, id: PostId) -> Result<Post> {
+        let found = self.kith.storage.posts(&[id], viewer).await?;
+        found
+            .into_iter()
+            .find_map(|seen| visible(viewer, seen))
+            .ok_or(Error::NotFound(Entity::Post))
+    }
+
+    /// The posts among `ids` that `viewer` may see, in the order of `ids`
+    /// (repeated ids once); the others are left out.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`ids`) for more than [`GET_MANY_MAX`] ids.
+    pub async fn get_many(&self, viewer: Option<UserId>, ids: &[PostId]) -> Result<Vec<Post>> {
+        if ids.len() > GET_MANY_MAX {
+            return Err(Error::invalid(
+                "ids",
+                format!("at most {GET_MANY_MAX} ids at once"),
+            ));
+        }
+        let found = self.kith.storage.posts(ids, viewer).await?;
+        let mut visible: Vec<Post> = found
+            .into_iter()
+            .filter_map(|seen| visible(viewer, seen))
+            .collect();
+        let mut ordered = Vec::with_capacity(visible.len());
+        for id in ids {
+            if let Some(at) = visible.iter().position(|p| p.id == *id) {
+                ordered.push(visible.swap_remove(at));
+            }
+        }
+        Ok(ordered)
+    }
+
+    /// The posts of `user` that `viewer` may see (a profile's timeline),
+    /// newest first (by position).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] ([`Entity::User`]) if `user` is not a live account
+    /// or one of the two blocks the other; [`Error::InvalidInput`] for
+    /// `limit` or `cursor`.
+    pub async fn timeline(
+        &self,
+        viewer: Option<UserId>,
+        user: UserId,
+        page: &Page,
+    ) -> Result<Paged<Post>> {
+        page.window::<IdKey>("timeline")?;
+        self.kith.account(user).await?;
+        if !self.kith.role(viewer, user).await?.can_see_user() {
+            return Err(Error::NotFound(Entity::User));
+        }
+        self.list(viewer, PostList::Author(user), page, "timeline")
+            .await
+    }
+
+    /// The posts with hashtag `tag` (given with or without its `#`, in any
+    /// case) that `viewer` may see, newest first (by position).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`tag`) if `tag` is not a hashtag; for
+    /// `limit` or `cursor`.
+    pub async fn hashtag(
+        &self,
+        viewer: Option<UserId>,
+        tag: &str,
+        page: &Page,
+    ) -> Result<Paged<Post>> {
+        let tag = hashtag(tag)?;
+        self.list(viewer, PostList::Hashtag(tag), page, "hashtag")
+            .await
+    }
+
+    /// A page of `list` as `viewer` may see it. Storage returns every post of
+    /// the list with the links that decide whether the viewer may see it;
+    /// what the viewer may not see is dropped, and storage is asked for more
+    /// until the page is full or the list ends, so a page is short only at
+    /// the end.
+    async fn list(
+        &self,
+        viewer: Option<UserId>,
+        list: PostList,
+        page: &Page,
+        name: &'static str,
+    ) -> Result<Paged<Post>> {
+        let (mut window, limit) = page.window::<IdKey>(name)?;
+        let wanted = window.limit as usize;
+        let mut posts = Vec::with_capacity(wanted);
+        loop {
+            let rows = self.kith.storage.list_posts(&list, viewer, &window).await?;
+            let end = rows.len() < window.limit as usize;
+            let last = rows.last().map(|seen| IdKey(seen.value.position));
+            posts.extend(rows.into_iter().filter_map(|seen| visible(viewer, seen)));
+            posts.truncate(wanted);
+            if end || posts.len() == wanted {
+                break;
+            }
+            window = Window {
+                after: last,
+                limit: window.limit,
+            };
+        }
+        Ok(Paged::from_rows(posts, limit, |p| IdKey(p.position)))
+    }
+}
+
+/// `seen`'s post if `viewer` may see it: the rule of every read of posts.
+fn visible(viewer: Option<UserId>, seen: Viewed<Post>) -> Option<Post> {
+    let role = Role::between(viewer, seen.value.author.id, seen.friends, seen.blocked);
+    role.can_see(seen.value.visibility).then_some(seen.value)
+}
+
+/// A post's content: `text` (validated) with its hashtags and mentions.
+fn content(text: String, visibility: Visibility) -> Result<PostContent> {
+    let (hashtags, mentions) = parse(&text)?;
+    Ok(PostContent {
+        text,
+        visibility,
+        hashtags,
+        mentions,
+    })
+}
+
+/// Whether `c` may be part of a hashtag.
+fn tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The hashtags (lowercased, distinct, in order of first appearance) and
+/// the mentioned usernames (ASCII-lowercased, distinct, in order) of `text`.
+/// A `#` or `@` starts one only at the start of the text or after a
+/// character that could not be part of it (so `a#b` and `me@example.com`
+/// are neither). A hashtag is a run of Unicode letters, digits and `_`; a
+/// mention is a run of ASCII letters, digits and `_` of a username's length.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`text`) beyond [`HASHTAGS_MAX`] hashtags or
+/// [`MENTIONS_MAX`] mentions, or for a hashtag longer than [`HASHTAG_LEN_MAX`].
+pub fn parse(text: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let mut hashtags: Vec<String> = Vec::new();
+    let mut mentions: Vec<String> = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let starts = i == 0 || !(tag_char(chars[i - 1]) || matches!(chars[i - 1], '#' | '@'));
+        if !(starts && matches!(c, '#' | '@')) {
+            i += 1;
+            continue;
+        }
+        let word = |ok: fn(char) -> bool| -> String {
+            chars[i + 1..].iter().take_while(|&&c| ok(c)).collect()
+        };
+        if c == '#' {
+            let tag = word(tag_char);
+            i += 1 + tag.chars().count();
+            if tag.is_empty() {
+                continue;
+            }
+            if tag.chars().count() > HASHTAG_LEN_MAX {
+                return Err(Error::invalid(
+                    "text",
+                    format!("a hashtag is at most {HASHTAG_LEN_MAX} characters"),
+                ));
+            }
+            push_new(&mut hashtags, tag.to_lowercase());
+        } else {
+            let name = word(|c| c.is_ascii_alphanumeric() || c == '_');
+            i += 1 + name.len();
+            if validate::username("mention", &name).is_ok() {
+                push_new(&mut mentions, name.to_ascii_lowercase());
+            }
+        }
+    }
+    if hashtags.len() > HASHTAGS_MAX {
+        return Err(Error::invalid(
+            "text",
+            format!("at most {HASHTAGS_MAX} hashtags"),
+        ));
+    }
+    if mentions.len() > MENTIONS_MAX {
+        return Err(Error::invalid(
+            "text",
+            format!("at most {MENTIONS_MAX} mentions"),
+        ));
+    }
+    Ok((hashtags, mentions))
+}
+
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// A hashtag as a list names it: with or without its `#`, lowercased.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`tag`) unless it is one hashtag.
+pub fn hashtag(tag: &str) -> Result<String> {
+    let bare = tag.strip_prefix('#').unwrap_or(tag);
+    let len = bare.chars().count();
+    if len == 0 || len > HASHTAG_LEN_MAX || !bare.chars().all(tag_char) {
+        return Err(Error::invalid(
+            "tag",
+            format!("must be 1 to {HASHTAG_LEN_MAX} letters, digits or underscores"),
+        ));
+    }
+    Ok(bare.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashtags_and_mentions_are_parsed_from_the_text() {
+        let (tags, names) =
+            parse("#Rust and #rust, #Ünïcode_1! a#b @Alice @bob_2 me@example.com @al #").unwrap();
+        assert_eq!(tags, vec!["rust", "ünïcode_1"]);
+        assert_eq!(names, vec!["alice", "bob_2"]);
+        let (tags, names) = parse("##double @@twice #日本語").unwrap();
+        assert_eq!(tags, vec!["日本語"]);
+        assert!(names.is_empty());
+    }
+
+    #[test]
+    fn too_many_or_too_long_hashtags_are_refused() {
+        let many: String = (0..=HASHTAGS_MAX).map(|i| format!("#t{i} ")).collect();
+        assert!(parse(&many).is_err());
+        assert!(parse(&format!("#{}", "a".repeat(HASHTAG_LEN_MAX + 1))).is_err());
+        let mentions: String = (0..=MENTIONS_MAX).map(|i| format!("@user{i} ")).collect();
+        assert!(parse(&mentions).is_err());
+    }
+
+    #[test]
+    fn hashtag_names_are_normalised() {
+        assert_eq!(hashtag("#Rust").unwrap(), "rust");
+        assert_eq!(hashtag("Ünï").unwrap(), "ünï");
+        for bad in ["", "#", "a b", "a#b", "#a-b"] {
+            assert!(hashtag(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+-- Posts, their hashtags and their mentions (as kith-sqlite's 0007).
+--
+-- Every post gets a position in commit order: the inserting transaction
+-- takes the next value of the one-row counter post_positions with
+-- `UPDATE ... SET last = last + 1 RETURNING last` as its last statement
+-- before COMMIT. That UPDATE holds the counter row's lock until the commit,
+-- so a transaction that takes a position after another commits after it:
+-- positions grow in commit order. Lists of posts are keyset pages on
+-- position descending, so a post can never commit behind a reader's cursor
+-- (ids, assigned before the transaction, could). The lock is held only for
+-- that last statement and the COMMIT. position is NULL only inside the
+-- inserting transaction.
+CREATE TABLE posts (
+    id         BIGINT PRIMARY KEY,
+    author_id  BIGINT NOT NULL REFERENCES accounts (id),
+    text       TEXT NOT NULL,
+    visibility TEXT NOT NULL CHECK (visibility IN ('public', 'friends', 'private')),
+    created_at BIGINT NOT NULL,
+    edited_at  BIGINT,
+    position   BIGINT
+);
+
+-- Positions are unique (NULLs, inside the inserting transaction, are distinct).
+CREATE UNIQUE INDEX posts_position ON posts (position);
+-- A profile's timeline: one author's posts by position.
+CREATE INDEX posts_author ON posts (author_id, position);
+
+-- The one-row counter of positions.
+CREATE TABLE post_positions (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    last BIGINT NOT NULL
+);
+INSERT INTO post_positions (id, last) VALUES (1, 0);
+
+-- The hashtags of each post (lowercased), with the post's position copied
+-- beside them so that a hashtag's posts are one index range by position.
+CREATE TABLE post_hashtags (
+    post_id  BIGINT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    tag      TEXT COLLATE "C" NOT NULL,
+    position BIGINT,
+    PRIMARY KEY (post_id, tag)
+);
+
+-- A hashtag's posts by position.
+CREATE INDEX post_hashtags_tag ON post_hashtags (tag, position);
+
+-- The live users each post mentions (resolved by username when the text
+-- was written), kept as data for notifications.
+CREATE TABLE post_mentions (
+    post_id BIGINT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    user_id BIGINT NOT NULL REFERENCES accounts (id),
+    PRIMARY KEY (post_id, user_id)
+);
+
+-- The posts mentioning a user.
+CREATE INDEX post_mentions_user ON post_mentions (user_id, post_id);

@@ -1,0 +1,52 @@
+-- Posts, their hashtags and their mentions.
+--
+-- Every post gets a position in commit order: the inserting transaction
+-- takes the next value of the one-row counter post_positions as its last
+-- step before COMMIT (SQLite has one writer, so transactions never overlap
+-- and positions grow in commit order). Lists of posts are keyset pages on
+-- position descending, so a post can never commit behind a reader's cursor.
+-- position is NULL only inside the inserting transaction.
+CREATE TABLE posts (
+    id         INTEGER PRIMARY KEY,
+    author_id  INTEGER NOT NULL REFERENCES accounts (id),
+    text       TEXT NOT NULL,
+    visibility TEXT NOT NULL CHECK (visibility IN ('public', 'friends', 'private')),
+    created_at INTEGER NOT NULL,
+    edited_at  INTEGER,
+    position   INTEGER
+) STRICT;
+
+-- Positions are unique (NULLs, inside the inserting transaction, are distinct).
+CREATE UNIQUE INDEX posts_position ON posts (position);
+-- A profile's timeline: one author's posts by position.
+CREATE INDEX posts_author ON posts (author_id, position);
+
+-- The one-row counter of positions.
+CREATE TABLE post_positions (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    last INTEGER NOT NULL
+) STRICT;
+INSERT INTO post_positions (id, last) VALUES (1, 0);
+
+-- The hashtags of each post (lowercased), with the post's position copied
+-- beside them so that a hashtag's posts are one index range by position.
+CREATE TABLE post_hashtags (
+    post_id  INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    tag      TEXT NOT NULL,
+    position INTEGER,
+    PRIMARY KEY (post_id, tag)
+) STRICT;
+
+-- A hashtag's posts by position.
+CREATE INDEX post_hashtags_tag ON post_hashtags (tag, position);
+
+-- The live users each post mentions (resolved by username when the text
+-- was written), kept as data for notifications.
+CREATE TABLE post_mentions (
+    post_id INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES accounts (id),
+    PRIMARY KEY (post_id, user_id)
+) STRICT;
+
+-- The posts mentioning a user.
+CREATE INDEX post_mentions_user ON post_mentions (user_id, post_id);
