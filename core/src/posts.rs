@@ -226,6 +226,20 @@ impl Posts<'_> {
             .await
     }
 
+    /// `viewer`'s home feed: the posts `viewer` may see by `viewer`, by
+    /// `viewer`'s friends and by the users `viewer` follows, except users
+    /// `viewer` mutes, newest first (by position). Pages never repeat or
+    /// skip a post while posts arrive, at any depth: a post takes its
+    /// position when it commits, so one committed after a page was read is
+    /// above that page's cursor.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for `limit` or `cursor`.
+    pub async fn home(&self, viewer: UserId, page: &Page) -> Result<Paged<Post>> {
+        self.list(Some(viewer), PostList::Home(viewer), page, "home")
+            .await
+    }
+
     /// The posts with hashtag `tag` (given with or without its `#`, in any
     /// case) that `viewer` may see, newest first (by position).
     ///

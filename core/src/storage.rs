@@ -687,6 +687,9 @@ pub enum PostList {
     Author(UserId),
     /// The posts with one (lowercased) hashtag.
     Hashtag(String),
+    /// A user's home feed: the user's own posts and those of the user's
+    /// friends and of the users they follow, except users they mute.
+    Home(UserId),
 }
 
 /// Posts, their hashtags and mentions.

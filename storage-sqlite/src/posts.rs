@@ -60,6 +60,28 @@ const BY_HASHTAG: &str = concat!(
     "ORDER BY h.position DESC LIMIT ?4"
 );
 
+/// The home feed of user `?2` below position `?3`, newest first, `?4` of
+/// them: the posts of `?2`, `?2`'s friends and followees, minus those `?2`
+/// mutes. Read from the authors' own indexes (`posts_author`), whatever the
+/// depth: for each author, the position of its `?4`-th post below `?3` (one
+/// index probe); the highest of them is a floor above which the set holds
+/// at least `?4` posts, so the page is the set's posts between the floor
+/// and `?3`, a short range per author.
+const BY_HOME: &str = concat!(
+    "WITH shown (id) AS (SELECT ?2 \
+        UNION SELECT friend_id FROM friendships WHERE user_id = ?2 \
+        UNION SELECT followee_id FROM follows WHERE follower_id = ?2 \
+        EXCEPT SELECT muted_id FROM mutes WHERE muter_id = ?2), \
+    floor (position) AS (SELECT MAX((SELECT f.position FROM posts f \
+        WHERE f.author_id = s.id AND f.position < ?3 \
+        ORDER BY f.position DESC LIMIT 1 OFFSET ?4 - 1)) FROM shown s) ",
+    post_columns!(),
+    "FROM posts p JOIN accounts a ON a.id = p.author_id ",
+    "WHERE p.author_id IN (SELECT id FROM shown) AND p.position < ?3 ",
+    "AND p.position >= COALESCE((SELECT position FROM floor), 0) AND a.deleted_at IS NULL ",
+    "ORDER BY p.position DESC LIMIT ?4"
+);
+
 /// Stores the hashtags and the mentions of live accounts of post `id`,
 /// with the post's position (NULL until the inserting transaction sets it).
 async fn write_tags(conn: &mut SqliteConnection, id: i64, content: &PostContent) -> Result<()> {
@@ -216,6 +238,9 @@ impl PostStore for SqliteStore {
                 .bind(viewer)
                 .bind(sql_id(author.get())),
             PostList::Hashtag(tag) => sqlx::query_as(BY_HASHTAG).bind(viewer).bind(tag.as_str()),
+            PostList::Home(user) => sqlx::query_as(BY_HOME)
+                .bind(viewer)
+                .bind(sql_id(user.get())),
         };
         let rows: Vec<PostRow> = query
             .bind(below)

@@ -26,6 +26,7 @@ pub mod blocks;
 pub mod chat;
 pub mod chat_groups;
 pub mod chat_messages;
+pub mod feeds;
 pub mod follows;
 pub mod graph;
 pub mod graph_races;
@@ -593,6 +594,14 @@ macro_rules! __conformance_cases {
                 two_admins_stepping_down_through_two_writers_keep_an_admin,
                 members_added_through_two_writers_never_exceed_the_size_limit,
                 a_users_send_rate_holds_across_two_writers,
+            }
+            feeds {
+                home_feed_has_own_friends_and_followed_posts_newest_first,
+                home_feed_shows_each_author_what_the_viewer_may_see,
+                home_feed_leaves_out_muted_users,
+                home_feed_ends_with_the_link_to_the_author,
+                home_feed_pages_through_authors_of_every_rate,
+                home_feed_pages_neither_repeat_nor_skip_while_posts_arrive,
             }
             limits {
                 friend_requests_are_limited_per_user,
