@@ -59,26 +59,42 @@ const BY_HASHTAG: &str = concat!(
     "ORDER BY h.position DESC LIMIT $4"
 );
 
+/// The level of post `$p`'s visibility: 0 public, 1 friends, 2 private.
+macro_rules! visibility_level {
+    ($p:literal) => {
+        concat!(
+            "CASE ",
+            $p,
+            ".visibility WHEN 'public' THEN 0 WHEN 'friends' THEN 1 ELSE 2 END"
+        )
+    };
+}
+
 /// The home feed of user `$2` below position `$3`, newest first, `$4` of
 /// them: the posts of `$2`, `$2`'s friends and followees, minus those `$2`
-/// mutes. Read from the authors' own indexes (`posts_author`), whatever the
-/// depth: for each author, the position of its `$4`-th post below `$3` (one
-/// index probe); the highest of them is a floor above which the set holds
-/// at least `$4` posts, so the page is the set's posts between the floor
-/// and `$3`, a short range per author.
+/// mutes, as far as each author's link to `$2` shows them (`level`: 2 for
+/// `$2`'s own posts, 1 for a friend's public and friends-only posts, 0 for
+/// a followee's public posts; Kith checks every post again). Read from the
+/// authors' own index (`posts_author_visibility`), whatever the depth: for
+/// each author, the position of its `$4`-th shown post below `$3` (one index
+/// probe); the highest of them is a floor above which the set holds at
+/// least `$4` posts, so the page is the set's posts between the floor and
+/// `$3`, a short range per author.
 const BY_HOME: &str = concat!(
-    "WITH shown (id) AS (SELECT $2 \
-        UNION SELECT friend_id FROM friendships WHERE user_id = $2 \
-        UNION SELECT followee_id FROM follows WHERE follower_id = $2 \
-        EXCEPT SELECT muted_id FROM mutes WHERE muter_id = $2), \
+    "WITH links (id, level) AS (SELECT $2, 2 \
+        UNION ALL SELECT friend_id, 1 FROM friendships WHERE user_id = $2 \
+        UNION ALL SELECT followee_id, 0 FROM follows WHERE follower_id = $2), \
+    shown (id, level) AS (SELECT id, MAX(level) FROM links \
+        WHERE id NOT IN (SELECT muted_id FROM mutes WHERE muter_id = $2) GROUP BY id), \
     floor (position) AS (SELECT MAX((SELECT f.position FROM posts f \
-        WHERE f.author_id = s.id AND f.position < $3 \
-        ORDER BY f.position DESC LIMIT 1 OFFSET $4 - 1)) FROM shown s) ",
+        WHERE f.author_id = s.id AND f.position < $3 AND ",
+    visibility_level!("f"),
+    " <= s.level ORDER BY f.position DESC LIMIT 1 OFFSET $4 - 1)) FROM shown s) ",
     post_columns!(),
-    "FROM posts p JOIN accounts a ON a.id = p.author_id ",
-    "WHERE p.author_id IN (SELECT id FROM shown) AND p.position < $3 ",
-    "AND p.position >= COALESCE((SELECT position FROM floor), 0) AND a.deleted_at IS NULL ",
-    "ORDER BY p.position DESC LIMIT $4"
+    "FROM shown s JOIN posts p ON p.author_id = s.id JOIN accounts a ON a.id = p.author_id ",
+    "WHERE p.position < $3 AND p.position >= COALESCE((SELECT position FROM floor), 0) AND ",
+    visibility_level!("p"),
+    " <= s.level AND a.deleted_at IS NULL ORDER BY p.position DESC LIMIT $4"
 );
 
 /// Stores the hashtags and the mentions of live accounts of post `id`,

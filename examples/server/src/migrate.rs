@@ -70,7 +70,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// `write_buckets` are not among them: leases and presence belong to the
 /// servers running on a database, and rate-limit buckets refill (within
 /// seconds for sends, within the hour for other writes).
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 15] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -83,6 +83,9 @@ pub const TABLES: [&str; 12] = [
     "messages",
     "message_reactions",
     "conversation_changes",
+    "posts",
+    "post_hashtags",
+    "post_mentions",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -242,6 +245,16 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             "conversation_changes",
             conversation_changes(&mut snapshot, &mut tx, batch).await?,
         ));
+        tables.push(("posts", posts(&mut snapshot, &mut tx, batch).await?));
+        tables.push((
+            "post_hashtags",
+            post_hashtags(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push((
+            "post_mentions",
+            post_mentions(&mut snapshot, &mut tx, batch).await?,
+        ));
+        copy_post_positions(&mut snapshot, &mut tx).await?;
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
     }
@@ -575,6 +588,49 @@ copy_table!(conversation_changes, "conversation_changes", order by "conversation
     subject: Option<i64> => "bigint",
 });
 
+copy_table!(posts, "posts", order by "id", {
+    id: i64 => "bigint",
+    author_id: i64 => "bigint",
+    text: String => "text",
+    visibility: String => "text",
+    created_at: i64 => "bigint",
+    edited_at: Option<i64> => "bigint",
+    position: Option<i64> => "bigint",
+});
+
+copy_table!(post_hashtags, "post_hashtags", order by "post_id, tag", {
+    post_id: i64 => "bigint",
+    tag: String => "text",
+    position: Option<i64> => "bigint",
+});
+
+copy_table!(post_mentions, "post_mentions", order by "post_id, user_id", {
+    post_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+});
+
+/// Sets the target's post position counter (one row, made by its
+/// migration) to the source's, so that new posts come after the copied ones.
+async fn copy_post_positions(
+    src: &mut SqliteConnection,
+    dst: &mut PgConnection,
+) -> Result<(), MigrateError> {
+    let fail = |source| MigrateError::Copy {
+        table: "post_positions",
+        source,
+    };
+    let last: i64 = sqlx::query_scalar("SELECT last FROM post_positions WHERE id = 1")
+        .fetch_one(&mut *src)
+        .await
+        .map_err(fail)?;
+    sqlx::query("UPDATE post_positions SET last = $1 WHERE id = 1")
+        .bind(last)
+        .execute(&mut *dst)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,15 +648,16 @@ mod tests {
         let postgres: Vec<i64> = POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect();
         // 3 adds `node_leases`, 5 `send_buckets`, 6 `presence` and 9
         // `write_buckets`, which are not copied: leases and presence belong
-        // to the servers running on a database, and buckets refill.
+        // to the servers running on a database, and buckets refill. 7 adds
+        // the posts (copied, the position counter set), 10 an index.
         assert_eq!(
             sqlite,
-            [1, 2, 3, 4, 5, 6, 9],
+            [1, 2, 3, 4, 5, 6, 7, 9, 10],
             "kith-sqlite has a new migration"
         );
         assert_eq!(
             postgres,
-            [1, 2, 3, 4, 5, 6, 9],
+            [1, 2, 3, 4, 5, 6, 7, 9, 10],
             "kith-postgres has a new migration"
         );
     }

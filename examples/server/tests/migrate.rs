@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use kith_core::{
     ChangePassword, ConversationId, History, Kith, MemberRole, Message, NewAccount, NewGroup,
-    NewMessage, Page, ProfilePatch, ReactionKind, UserId, Visibility,
+    NewMessage, NewPost, Page, PostPatch, ProfilePatch, ReactionKind, UserId, Visibility,
 };
 use kith_core::{Config, ContactInfo, Date};
 use kith_postgres::PgStore;
@@ -267,6 +267,49 @@ async fn build_world(kith: &Kith) -> World {
     let other = chat.open_direct(carol, dave).await.unwrap().id;
     let c1 = send(kith, carol, other, "c1", "Hello Dave", None).await;
 
+    // Posts: every visibility, hashtags and mentions, an edit, a deletion,
+    // one by frank (gone with him).
+    let posts = kith.posts();
+    let new_post = |text: &str, visibility| NewPost {
+        text: text.into(),
+        visibility,
+    };
+    posts
+        .create(
+            alice,
+            new_post("At the #wall with @bob", Visibility::Public),
+        )
+        .await
+        .unwrap();
+    let p2 = posts
+        .create(bob, new_post("Friends only #climbing", Visibility::Friends))
+        .await
+        .unwrap();
+    posts
+        .edit(
+            bob,
+            p2.id,
+            PostPatch {
+                text: Some("Friends only #Climbing #ropes @alice".into()),
+                visibility: None,
+            },
+        )
+        .await
+        .unwrap();
+    posts
+        .create(carol, new_post("Just for me", Visibility::Private))
+        .await
+        .unwrap();
+    let p4 = posts
+        .create(erin, new_post("Soon gone", Visibility::Public))
+        .await
+        .unwrap();
+    posts.delete(erin, p4.id).await.unwrap();
+    posts
+        .create(frank, new_post("#wall bye", Visibility::Public))
+        .await
+        .unwrap();
+
     // frank goes away: a tombstone whose messages and membership stay.
     accounts
         .delete_account(frank, Some(PASSWORD))
@@ -329,6 +372,16 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
             }
         }
         out.push(format!(
+            "{actor} home: {:?}",
+            kith.posts().home(a, &first).await
+        ));
+        for tag in ["wall", "climbing", "ropes"] {
+            out.push(format!(
+                "{actor} #{tag}: {:?}",
+                kith.posts().hashtag(Some(a), tag, &first).await
+            ));
+        }
+        out.push(format!(
             "{actor} blocked: {:?}",
             graph.blocked(a, &first).await
         ));
@@ -374,6 +427,10 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
             out.push(format!(
                 "{actor} following of {name}: {:?}",
                 graph.following(a, u, &first).await
+            ));
+            out.push(format!(
+                "{actor} timeline of {name}: {:?}",
+                kith.posts().timeline(Some(a), u, &first).await
             ));
         }
         for c in &world.conversations {
