@@ -10,9 +10,11 @@
 //!
 //! The data is made through the library (`accounts().create_user`,
 //! `graph().follow`, `graph().send_friend_request` / `accept`,
-//! `posts().create`), never with SQL. SQLite's data set is kept in
-//! `target/feed-bench/` and copied for each run (making it takes minutes);
-//! PostgreSQL's is made on the throwaway server for each run.
+//! `posts().create`), never with SQL, on SQLite (in `/dev/shm`, so that
+//! making it takes minutes, not hours), kept in `target/feed-bench/` and
+//! copied for each run; PostgreSQL's is that one moved by `kith-server
+//! migrate-data` into a database on the durable throwaway server, then
+//! `ANALYZE`d.
 //!
 //! Groups (`pg_` prefix on PostgreSQL):
 //! - `feed/home_page_1` and `feed/home_page_50`: `posts().home` with a page
@@ -305,16 +307,21 @@ async fn sqlite_fixture(users: usize, posts: usize) -> Fixture {
     std::fs::create_dir_all(&cache).expect("the cache directory");
     let kept = cache.join(format!("feed-{users}-{posts}-v1.db"));
     if !kept.exists() {
-        let building = cache.join("building.db");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", building.display()));
-        }
-        let store = SqliteStore::open(building.to_str().expect("a UTF-8 path"))
+        // Built in memory-backed storage (/dev/shm, where a commit's fsync
+        // costs nothing: making the data set is not what is measured),
+        // then kept on disk.
+        let building = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("a temporary directory");
+        let path = building.path().join("feed.db");
+        let store = SqliteStore::open(path.to_str().expect("a UTF-8 path"))
             .await
             .expect("the database opens");
         populate(&kith(Arc::new(store.clone())), &network(users, posts)).await;
         store.close().await;
-        std::fs::rename(&building, &kept).expect("the data set is kept");
+        let partial = cache.join("building.db");
+        std::fs::copy(&path, &partial).expect("the data set is copied");
+        std::fs::rename(&partial, &kept).expect("the data set is kept");
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("kith.db");
@@ -334,18 +341,37 @@ async fn sqlite_fixture(users: usize, posts: usize) -> Fixture {
     }
 }
 
-/// The PostgreSQL data set, made on the durable throwaway server.
+/// The PostgreSQL data set: SQLite's, moved by `kith-server migrate-data`
+/// into a database of its own on the durable throwaway server.
 async fn postgres_fixture(users: usize, posts: usize) -> Fixture {
+    let source = sqlite_fixture(users, posts).await;
+    let dir = source._dir.expect("the SQLite copy's directory");
+    let from = dir.path().join("kith.db");
     let url = kith_postgres::testing::durable_server()
         .fresh_database_url()
         .await;
+    let started = Instant::now();
+    kith_server::migrate::migrate_data(
+        from.to_str().expect("a UTF-8 path"),
+        &url,
+        kith_server::migrate::DEFAULT_BATCH_SIZE,
+    )
+    .await
+    .expect("the data set moves to PostgreSQL");
+    eprintln!(
+        "feed data: moved to PostgreSQL in {:.0?}",
+        started.elapsed()
+    );
     let store = PgStore::connect(&url).await.expect("the database opens");
+    sqlx::query("ANALYZE")
+        .execute(store.pool())
+        .await
+        .expect("ANALYZE");
     let kith = kith(Arc::new(store));
-    let ids = populate(&kith, &network(users, posts)).await;
     let pool = sqlx::PgPool::connect(&url).await.expect("a raw connection");
     Fixture {
         kith,
-        users: ids,
+        users: source.users,
         naive: Naive::Postgres(pool),
         _dir: None,
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::{Change, Conversation, Member, MemberRole, Message, ReactionKind};
 use crate::clock::Timestamp;
-use crate::ids::{ConversationId, FriendRequestId, SessionId, UserId};
+use crate::ids::{ConversationId, FriendRequestId, PostId, SessionId, UserId};
 use crate::model::{FriendRequest, Friendship};
 
 /// A change someone should see live. Serialised with a `type` tag.
@@ -226,6 +226,17 @@ pub enum Event {
         user_id: UserId,
         /// How long the indicator lasts unless repeated.
         expires_in_ms: u64,
+    },
+    /// A post was published. Recipients: its author and, as far as its
+    /// visibility lets them read it, the author's friends (friends-only and
+    /// public posts) and followers (public posts), except those who mute
+    /// the author. The event names the post; clients read it with
+    /// [`crate::Posts::get`] (`GET /api/v1/posts/{id}`).
+    PostCreated {
+        /// The post.
+        post_id: PostId,
+        /// Its author.
+        author_id: UserId,
     },
     /// A user came online or went offline (not stored). Recipients: who
     /// may see it ([`crate::Graph::presence_audience`]).

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Denied, Entity, Error, Result};
+use crate::events::{Delivery, Event};
 use crate::ids::{PostId, UserId};
 use crate::kith::Inner;
 use crate::model::{User, Visibility};
@@ -106,11 +107,37 @@ impl Posts<'_> {
             content,
             created_at: self.kith.clock.now(),
         };
-        self.kith
+        let post = self
+            .kith
             .storage
             .insert_post(&record)
             .await?
-            .ok_or(Error::NotFound(Entity::User))
+            .ok_or(Error::NotFound(Entity::User))?;
+        self.announce(&post).await;
+        Ok(post)
+    }
+
+    /// Tells the post's author and its audience (as far as its visibility
+    /// reaches) that it was published. The post is stored: a failure to
+    /// read the audience costs the live frame only (feeds have the post).
+    async fn announce(&self, post: &Post) {
+        let author = post.author.id;
+        let audience = match post.visibility {
+            Visibility::Private => Ok(Vec::new()),
+            Visibility::Friends => self.kith.storage.audience(author, false).await,
+            Visibility::Public => self.kith.storage.audience(author, true).await,
+        };
+        let Ok(audience) = audience else {
+            return;
+        };
+        let event = Event::PostCreated {
+            post_id: post.id,
+            author_id: author,
+        };
+        self.kith.emit(Delivery::new(
+            event,
+            std::iter::once(author).chain(audience),
+        ));
     }
 
     /// Edits a post of the actor's: its text and visibility. Sets

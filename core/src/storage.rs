@@ -191,6 +191,11 @@ pub trait GraphStore: Send + Sync {
     /// The ids of every friend of `user`, in no particular order.
     async fn friend_ids(&self, user: UserId) -> Result<Vec<UserId>>;
 
+    /// Who follows what `user` publishes: `user`'s friends and, with
+    /// `followers`, `user`'s followers too, except those who mute `user`;
+    /// without duplicates, in no particular order.
+    async fn audience(&self, user: UserId, followers: bool) -> Result<Vec<UserId>>;
+
     /// Ends the friendship between `a` and `b`; `false` if there was none.
     async fn delete_friendship(&self, a: UserId, b: UserId) -> Result<bool>;
 

@@ -483,6 +483,20 @@ impl GraphStore for SqliteStore {
         Ok(ids.into_iter().map(|id| UserId::new(raw_id(id))).collect())
     }
 
+    async fn audience(&self, user: UserId, followers: bool) -> Result<Vec<UserId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT friend_id FROM friendships WHERE user_id = ?1 \
+             UNION SELECT follower_id FROM follows WHERE followee_id = ?1 AND ?2 \
+             EXCEPT SELECT muter_id FROM mutes WHERE muted_id = ?1",
+        )
+        .bind(sql_id(user.get()))
+        .bind(followers)
+        .fetch_all(self.read())
+        .await
+        .map_err(db)?;
+        Ok(ids.into_iter().map(|id| UserId::new(raw_id(id))).collect())
+    }
+
     async fn delete_friendship(&self, a: UserId, b: UserId) -> Result<bool> {
         let mut tx = self.write().await?;
         let deleted = delete_both_ways(

@@ -4,7 +4,7 @@
 
 use crate::testkit::posts::{post, post_ids};
 use crate::testkit::{all_pages, Fixture};
-use crate::{Page, PostId, UserId, Visibility};
+use crate::{Event, Page, PostId, UserId, Visibility};
 
 /// Every post of `viewer`'s home feed, read `limit` at a time.
 async fn home_of(f: &Fixture, viewer: UserId, limit: u32) -> Vec<PostId> {
@@ -174,4 +174,62 @@ pub async fn home_feed_pages_neither_repeat_nor_skip_while_posts_arrive(f: Fixtu
         .unwrap();
     arrived.reverse();
     assert_eq!(post_ids(&first.items), [arrived, before].concat());
+}
+
+/// The recipients of the one [`Event::PostCreated`] emitted since the last
+/// take, sorted.
+fn announced(f: &Fixture, post_id: PostId, author_id: UserId) -> Vec<UserId> {
+    let deliveries = f.take_events();
+    let announced: Vec<_> = deliveries
+        .into_iter()
+        .filter(|d| d.event == (Event::PostCreated { post_id, author_id }))
+        .collect();
+    assert_eq!(announced.len(), 1, "one announcement of the post");
+    let mut recipients = announced[0].recipients.clone();
+    recipients.sort();
+    recipients
+}
+
+/// A new post is announced live to its author and to whom its visibility
+/// lets read it: friends and followers for a public post, friends for a
+/// friends-only one, nobody else for a private one; never to strangers, to
+/// users blocked either way, or to those who mute the author.
+pub async fn a_new_post_is_announced_to_its_audience(f: Fixture) {
+    let [alice, friend, follower, stranger, muter, blocked] = f
+        .users([
+            "alice", "friend", "follower", "stranger", "muter", "blocked",
+        ])
+        .await;
+    f.befriend(alice.id, friend.id).await;
+    f.befriend(alice.id, muter.id).await;
+    f.follow(follower.id, alice.id).await;
+    f.follow(blocked.id, alice.id).await;
+    f.kith.graph().mute(muter.id, alice.id).await.unwrap();
+    f.kith.graph().block(alice.id, blocked.id).await.unwrap();
+    f.take_events();
+    let sorted = |mut ids: Vec<UserId>| {
+        ids.sort();
+        ids
+    };
+    let create = |text: &str, visibility| {
+        let new = crate::NewPost {
+            text: text.into(),
+            visibility,
+        };
+        let kith = f.kith.clone();
+        async move { kith.posts().create(alice.id, new).await }
+    };
+    let public = create("hello", Visibility::Public).await.unwrap();
+    assert_eq!(
+        announced(&f, public.id, alice.id),
+        sorted(vec![alice.id, friend.id, follower.id])
+    );
+    let friends = create("hello friends", Visibility::Friends).await.unwrap();
+    assert_eq!(
+        announced(&f, friends.id, alice.id),
+        sorted(vec![alice.id, friend.id])
+    );
+    let private = create("note to self", Visibility::Private).await.unwrap();
+    assert_eq!(announced(&f, private.id, alice.id), [alice.id]);
+    let _ = stranger;
 }

@@ -602,6 +602,7 @@ macro_rules! __conformance_cases {
                 home_feed_ends_with_the_link_to_the_author,
                 home_feed_pages_through_authors_of_every_rate,
                 home_feed_pages_neither_repeat_nor_skip_while_posts_arrive,
+                a_new_post_is_announced_to_its_audience,
             }
             limits {
                 friend_requests_are_limited_per_user,

@@ -12,13 +12,15 @@ use crate::{
 
 const NO_POST: Refusal = NotFound(Entity::Post);
 
-/// Creates a post by `author` and advances the clock.
+/// Creates a post by `author` and advances the clock. Its announcement
+/// (checked in `feeds`) is taken from the recorded events.
 pub(crate) async fn post(f: &Fixture, author: UserId, text: &str, visibility: Visibility) -> Post {
     let new = NewPost {
         text: text.into(),
         visibility,
     };
     let post = f.kith.posts().create(author, new).await.unwrap();
+    f.take_events();
     f.tick();
     post
 }
