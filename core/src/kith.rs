@@ -13,6 +13,7 @@ use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::posts::Posts;
+use crate::reactions::Reactions;
 use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
 
@@ -48,7 +49,7 @@ impl Default for Config {
 /// The handle an application holds: cheap to clone, safe to share.
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
-/// [`Kith::chat`], [`Kith::posts`]. Every call
+/// [`Kith::chat`], [`Kith::posts`], [`Kith::reactions`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -128,6 +129,11 @@ impl Kith {
     /// Posts: creating, editing, deleting and reading them.
     pub fn posts(&self) -> Posts<'_> {
         Posts { kith: &self.inner }
+    }
+
+    /// Reactions to posts and chat messages, one API for both.
+    pub fn reactions(&self) -> Reactions<'_> {
+        Reactions { kith: &self.inner }
     }
 
     /// The storage backend, for health checks and tools.

@@ -10,7 +10,7 @@
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
 //!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]), [`Kith::chat`] ([`Chat`])
-//!   and [`Kith::posts`] ([`Posts`]).
+//!   [`Kith::posts`] ([`Posts`]) and [`Kith::reactions`] ([`Reactions`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`broker`]: how several nodes sharing one storage tell each other what
@@ -58,6 +58,7 @@ pub mod page;
 pub mod password;
 pub mod posts;
 pub mod privacy;
+pub mod reactions;
 mod sequencer;
 pub mod storage;
 pub mod validate;
@@ -87,10 +88,11 @@ pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use posts::{NewPost, Post, PostPatch, Posts};
+pub use reactions::{Reaction, ReactionCount, ReactionSummary, ReactionTarget, Reactions};
 pub use storage::{
     AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NewPostRecord,
-    NodeStore, PostContent, PostEditRecord, PostList, PostStore, Removed, RequestDirection,
-    Requested, SeqRange, Storage, Updated, Viewed,
+    NodeStore, PostContent, PostEditRecord, PostList, PostStore, Reactable, ReactionStore, Removed,
+    RequestDirection, Requested, SeqRange, Storage, Updated, Viewed,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

@@ -20,7 +20,7 @@ use crate::error::{Denied, Entity, Error, Result};
 use crate::ids::{PostId, UserId};
 use crate::kith::Inner;
 use crate::model::{User, Visibility};
-use crate::page::{IdKey, Page, Paged, Window};
+use crate::page::{fill, IdKey, Page, Paged};
 use crate::privacy::Role;
 use crate::storage::{NewPostRecord, PostContent, PostEditRecord, PostList, Viewed};
 use crate::validate;
@@ -255,31 +255,30 @@ impl Posts<'_> {
         page: &Page,
         name: &'static str,
     ) -> Result<Paged<Post>> {
-        let (mut window, limit) = page.window::<IdKey>(name)?;
-        let wanted = window.limit as usize;
-        let mut posts = Vec::with_capacity(wanted);
-        loop {
-            let rows = self.kith.storage.list_posts(&list, viewer, &window).await?;
-            let end = rows.len() < window.limit as usize;
-            let last = rows.last().map(|seen| IdKey(seen.value.position));
-            posts.extend(rows.into_iter().filter_map(|seen| visible(viewer, seen)));
-            posts.truncate(wanted);
-            if end || posts.len() == wanted {
-                break;
-            }
-            window = Window {
-                after: last,
-                limit: window.limit,
-            };
-        }
-        Ok(Paged::from_rows(posts, limit, |p| IdKey(p.position)))
+        let (window, limit) = page.window::<IdKey>(name)?;
+        let storage = &self.kith.storage;
+        let list = &list;
+        let rows = fill(
+            window,
+            |seen: &Viewed<Post>| IdKey(seen.value.position),
+            |seen| may_see(viewer, seen),
+            |window| async move { storage.list_posts(list, viewer, &window).await },
+        )
+        .await?;
+        let posts = rows.into_iter().map(|seen| seen.value).collect();
+        Ok(Paged::from_rows(posts, limit, |p: &Post| IdKey(p.position)))
     }
 }
 
-/// `seen`'s post if `viewer` may see it: the rule of every read of posts.
-fn visible(viewer: Option<UserId>, seen: Viewed<Post>) -> Option<Post> {
+/// Whether `viewer` may see `seen`'s post: the rule of every read of posts.
+fn may_see(viewer: Option<UserId>, seen: &Viewed<Post>) -> bool {
     let role = Role::between(viewer, seen.value.author.id, seen.friends, seen.blocked);
-    role.can_see(seen.value.visibility).then_some(seen.value)
+    role.can_see(seen.value.visibility)
+}
+
+/// `seen`'s post if `viewer` may see it.
+fn visible(viewer: Option<UserId>, seen: Viewed<Post>) -> Option<Post> {
+    may_see(viewer, &seen).then_some(seen.value)
 }
 
 /// A post's content: `text` (validated) with its hashtags and mentions.

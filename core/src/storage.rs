@@ -27,10 +27,11 @@ use crate::error::Result;
 use crate::ids::{ConversationId, MessageId, PostId, SessionId, UserId};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
-    Visibility,
+    User, Visibility,
 };
 use crate::page::{ActivityKey, IdKey, NameKey, SinceKey, Window};
 use crate::posts::Post;
+use crate::reactions::{Reaction, ReactionSummary};
 
 /// Accounts, profiles and sessions.
 #[async_trait]
@@ -46,6 +47,10 @@ pub trait AccountStore: Send + Sync {
 
     /// The live account with this id.
     async fn account(&self, id: UserId) -> Result<Option<AccountRecord>>;
+
+    /// The cards of the live accounts among `ids`, in any order, each with
+    /// the links between `viewer` and the user.
+    async fn users(&self, ids: &[UserId], viewer: Option<UserId>) -> Result<Vec<Viewed<User>>>;
 
     /// The live account whose lowercased username is `username_lower`.
     async fn account_by_username(&self, username_lower: &str) -> Result<Option<AccountRecord>>;
@@ -706,10 +711,62 @@ pub trait PostStore: Send + Sync {
     ) -> Result<Vec<Viewed<Post>>>;
 }
 
+/// What storage keeps reactions for (a table each); chat messages keep
+/// theirs through [`ChatStore::set_reaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reactable {
+    /// A post.
+    Post(PostId),
+}
+
+/// Reactions to posts: at most one per user per target.
+///
+/// Reads never count nor list reactions of deleted accounts.
+#[async_trait]
+pub trait ReactionStore: Send + Sync {
+    /// Sets (`Some`) or removes (`None`) `user`'s reaction to `target`.
+    /// Checked inside the transaction: the target exists and no block
+    /// stands between `user` and its author, in either direction. `None`,
+    /// with nothing changed, if either check fails; otherwise whether
+    /// anything changed.
+    async fn set_reaction_on(
+        &self,
+        target: Reactable,
+        user: UserId,
+        kind: Option<ReactionKind>,
+    ) -> Result<Option<bool>>;
+
+    /// The counts per kind of `target`'s reactions and `viewer`'s own.
+    async fn reaction_summary(
+        &self,
+        target: Reactable,
+        viewer: Option<UserId>,
+    ) -> Result<ReactionSummary>;
+
+    /// The reactions to `target` (of `kind`, or of any), by reacting user
+    /// id ascending, each with the links between `viewer` and the user;
+    /// the window's key is the user id.
+    async fn reactions(
+        &self,
+        target: Reactable,
+        kind: Option<ReactionKind>,
+        viewer: Option<UserId>,
+        window: &Window<IdKey>,
+    ) -> Result<Vec<Viewed<Reaction>>>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
-    AccountStore + GraphStore + ChatStore + NodeStore + PostStore + Send + Sync + 'static
+    AccountStore
+    + GraphStore
+    + ChatStore
+    + NodeStore
+    + PostStore
+    + ReactionStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;

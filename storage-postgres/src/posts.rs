@@ -21,17 +21,15 @@ use crate::{db, PgStore};
 /// viewer (NULL for anonymous).
 macro_rules! post_columns {
     () => {
-        "SELECT p.id, p.text, p.visibility, p.created_at, p.edited_at, p.position, \
+        concat!(
+            "SELECT p.id, p.text, p.visibility, p.created_at, p.edited_at, p.position, \
          a.id AS user_id, a.username, a.display_name, a.avatar_url, \
          ARRAY(SELECT t.tag::TEXT FROM post_hashtags t WHERE t.post_id = p.id) AS hashtags, \
          ARRAY(SELECT m.user_id FROM post_mentions m \
              JOIN accounts ma ON ma.id = m.user_id \
-             WHERE m.post_id = p.id AND ma.deleted_at IS NULL) AS mentions, \
-         EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = p.author_id) \
-             AS friends, \
-         (EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = p.author_id) \
-             OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = p.author_id AND blocked_id = $1)) \
-             AS blocked "
+             WHERE m.post_id = p.id AND ma.deleted_at IS NULL) AS mentions, ",
+            viewer_links!("p.author_id")
+        )
     };
 }
 

@@ -12,8 +12,8 @@
 use kith_core::{
     Account, AccountRecord, ContactInfo, Conversation, ConversationId, ConversationKind, Error,
     FriendRequest, FriendRequestEntry, FriendRequestId, Member, MemberRole, Message, MessageId,
-    MessageReaction, Peer, Post, PostId, Profile, ReactionKind, Result, Session, SessionId,
-    Timestamp, User, UserId, Viewed, Visibility,
+    MessageReaction, Peer, Post, PostId, Profile, Reaction, ReactionKind, Result, Session,
+    SessionId, Timestamp, User, UserId, Viewed, Visibility,
 };
 use time::{Date, Month};
 
@@ -498,6 +498,52 @@ impl PostRow {
             },
             friends: self.friends,
             blocked: self.blocked,
+        })
+    }
+}
+
+/// A user's card with the links between the viewer and them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ViewedCardRow {
+    #[sqlx(flatten)]
+    card: CardRow,
+    friends: bool,
+    blocked: bool,
+}
+
+impl From<ViewedCardRow> for Viewed<User> {
+    fn from(row: ViewedCardRow) -> Self {
+        Viewed {
+            value: row.card.into(),
+            friends: row.friends,
+            blocked: row.blocked,
+        }
+    }
+}
+
+/// A reaction with the reacting user's card and the links between the
+/// viewer and them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReactionRow {
+    #[sqlx(flatten)]
+    user: ViewedCardRow,
+    kind: String,
+}
+
+impl TryFrom<ReactionRow> for Viewed<Reaction> {
+    type Error = Error;
+
+    fn try_from(row: ReactionRow) -> Result<Self> {
+        let kind =
+            ReactionKind::parse(&row.kind).ok_or_else(|| corrupt("reaction kind", &row.kind))?;
+        let user = Viewed::from(row.user);
+        Ok(Viewed {
+            value: Reaction {
+                user: user.value,
+                kind,
+            },
+            friends: user.friends,
+            blocked: user.blocked,
         })
     }
 }

@@ -50,3 +50,15 @@ CREATE TABLE post_mentions (
 
 -- The posts mentioning a user.
 CREATE INDEX post_mentions_user ON post_mentions (user_id, post_id);
+
+-- Reactions to posts: at most one per user per post. Listed by user id
+-- (all kinds, or one) straight from an index.
+CREATE TABLE post_reactions (
+    post_id INTEGER NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES accounts (id),
+    kind    TEXT NOT NULL CHECK (kind IN ('like', 'love', 'haha', 'wow', 'sad', 'angry')),
+    PRIMARY KEY (post_id, user_id)
+) STRICT, WITHOUT ROWID;
+
+-- Who reacted to a post with one kind, and the counts per kind.
+CREATE INDEX post_reactions_kind ON post_reactions (post_id, kind, user_id);

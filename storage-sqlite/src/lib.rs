@@ -184,12 +184,30 @@ use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Transaction;
 
+/// The two columns of [`kith_core::Viewed`]'s links between the viewer,
+/// bound as parameter 1 (NULL for anonymous), and the user in column
+/// `$owner`: `friends` and `blocked` (either direction).
+macro_rules! viewer_links {
+    ($owner:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = ",
+            $owner,
+            ") AS friends, (EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ",
+            $owner,
+            ") OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ",
+            $owner,
+            " AND blocked_id = ?1)) AS blocked "
+        )
+    };
+}
+
 mod accounts;
 mod append;
 mod chat;
 mod graph;
 mod nodes;
 mod posts;
+mod reactions;
 mod rows;
 
 /// The sqlx connection options accepted by [`SqliteStore::connect_with`],

@@ -173,7 +173,8 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true)
         ]
     );
     let tables: Vec<String> = sqlx::query_scalar(
@@ -198,6 +199,11 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             "messages",
             "mutes",
             "node_leases",
+            "post_hashtags",
+            "post_mentions",
+            "post_positions",
+            "post_reactions",
+            "posts",
             "presence",
             "presence_nodes",
             "send_buckets",

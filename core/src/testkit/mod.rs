@@ -33,6 +33,7 @@ pub mod model;
 pub mod nodes;
 pub mod posts;
 pub mod profiles;
+pub mod reactions;
 pub mod writers;
 
 use std::future::Future;
@@ -698,6 +699,13 @@ macro_rules! __conformance_cases {
                 lists_page_newest_first_while_posts_arrive,
                 concurrent_posts_get_distinct_positions,
                 lists_reject_bad_input,
+            }
+            reactions {
+                post_reactions_are_set_replaced_and_removed,
+                message_reactions_go_through_chat,
+                post_reactions_follow_visibility_for_every_role,
+                blocked_and_deleted_reactors_are_hidden,
+                reactions_to_missing_posts_and_bad_pages_are_refused,
             }
             chat_messages {
                 every_version_has_one_change_log_entry,
