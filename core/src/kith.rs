@@ -8,6 +8,7 @@ use crate::accounts::Accounts;
 use crate::broker::Broker;
 use crate::chat::{Chat, DirectMessages, Lanes, SendRate};
 use crate::clock::{Clock, SystemClock};
+use crate::comments::Comments;
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
@@ -49,7 +50,8 @@ impl Default for Config {
 /// The handle an application holds: cheap to clone, safe to share.
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
-/// [`Kith::chat`], [`Kith::posts`], [`Kith::reactions`]. Every call
+/// [`Kith::chat`], [`Kith::posts`], [`Kith::comments`],
+/// [`Kith::reactions`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -131,7 +133,12 @@ impl Kith {
         Posts { kith: &self.inner }
     }
 
-    /// Reactions to posts and chat messages, one API for both.
+    /// Comments on posts and their replies.
+    pub fn comments(&self) -> Comments<'_> {
+        Comments { kith: &self.inner }
+    }
+
+    /// Reactions to posts, comments and chat messages, one API for all.
     pub fn reactions(&self) -> Reactions<'_> {
         Reactions { kith: &self.inner }
     }

@@ -58,6 +58,9 @@ pub struct Post {
     /// Its place in commit order: a post committed later has a greater
     /// position. Lists of posts are ordered by it, newest first.
     pub position: u64,
+    /// How many comments it has (replies included; neither tombstones nor
+    /// comments of deleted accounts).
+    pub comments: u64,
 }
 
 /// A post to create.

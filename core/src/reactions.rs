@@ -1,4 +1,4 @@
-//! One reaction model for posts and chat messages: [`Reactions`], reached
+//! One reaction model for posts, comments and chat messages: [`Reactions`], reached
 //! through [`Kith::reactions`](crate::Kith::reactions).
 //!
 //! The same kinds ([`ReactionKind`]), the same rules and the same calls for
@@ -18,8 +18,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{Chat, Message};
+use crate::comments::Comments;
 use crate::error::{Entity, Error, Result};
-use crate::ids::{ConversationId, MessageId, PostId, UserId};
+use crate::ids::{CommentId, ConversationId, MessageId, PostId, UserId};
 use crate::kith::Inner;
 use crate::model::User;
 use crate::page::{fill, IdKey, Page, Paged};
@@ -84,6 +85,11 @@ pub enum ReactionTarget {
     Post {
         /// The post.
         post_id: PostId,
+    },
+    /// A comment (a reply is a comment too).
+    Comment {
+        /// The comment.
+        comment_id: CommentId,
     },
     /// A chat message.
     Message {
@@ -152,55 +158,93 @@ pub struct Reaction {
     pub kind: ReactionKind,
 }
 
-/// Reactions to posts and chat messages, one API for both.
+/// Reactions to posts, comments and chat messages, one API for all.
 pub struct Reactions<'k> {
     pub(crate) kith: &'k Arc<Inner>,
 }
 
 impl Reactions<'_> {
+    /// For a post or a comment: checks that `viewer` may see it and
+    /// returns it as storage keeps its reactions; `None` for a message.
+    async fn stored(
+        &self,
+        viewer: Option<UserId>,
+        target: ReactionTarget,
+    ) -> Result<Option<Reactable>> {
+        let kith = self.kith.as_ref();
+        match target {
+            ReactionTarget::Post { post_id } => {
+                Posts { kith }.get(viewer, post_id).await?;
+                Ok(Some(Reactable::Post(post_id)))
+            }
+            ReactionTarget::Comment { comment_id } => {
+                let comment = Comments { kith }.get(viewer, comment_id).await?;
+                if comment.deleted {
+                    return Err(Error::NotFound(Entity::Comment));
+                }
+                Ok(Some(Reactable::Comment(comment_id)))
+            }
+            ReactionTarget::Message { .. } => Ok(None),
+        }
+    }
+
+    /// The message `target` names, if the viewer is a member who may read it.
+    async fn message(&self, viewer: Option<UserId>, target: ReactionTarget) -> Result<Message> {
+        let actor = viewer.ok_or(Error::NotFound(Entity::Conversation))?;
+        match target {
+            ReactionTarget::Message {
+                conversation_id,
+                message_id,
+            } => {
+                let chat = Chat { kith: self.kith };
+                chat.message(actor, conversation_id, message_id).await
+            }
+            _ => Err(Error::NotFound(Entity::Message)),
+        }
+    }
+
     /// Sets (`Some`) or removes (`None`) the actor's reaction to `target`
     /// and returns the target's reactions as they are now. Setting the
     /// reaction one already has, or removing none, changes nothing.
     ///
     /// # Errors
-    /// [`Error::NotFound`] if the actor may not see the target (for a post:
-    /// its visibility, or a block in either direction with its author,
-    /// also one committed meanwhile; for a message: not a member, or the
-    /// message is deleted); [`Error::Forbidden`] as
-    /// [`Chat::react`](crate::Chat::react) in a direct conversation under a
-    /// block.
+    /// [`Error::NotFound`] if the actor may not see the target (a post or
+    /// comment: its post's visibility, or a block in either direction with
+    /// its author, also one committed meanwhile; a comment that is a
+    /// tombstone; a message: not a member, or the message is deleted);
+    /// [`Error::Forbidden`] as [`Chat::react`](crate::Chat::react) in a
+    /// direct conversation under a block.
     pub async fn set(
         &self,
         actor: UserId,
         target: ReactionTarget,
         kind: Option<ReactionKind>,
     ) -> Result<ReactionSummary> {
-        match target {
-            ReactionTarget::Post { post_id } => {
-                Posts {
-                    kith: self.kith.as_ref(),
-                }
-                .get(Some(actor), post_id)
-                .await?;
-                let target = Reactable::Post(post_id);
-                self.kith
-                    .storage
-                    .set_reaction_on(target, actor, kind)
+        let storage = &self.kith.storage;
+        match (self.stored(Some(actor), target).await?, target) {
+            (Some(stored), _) => {
+                let gone = match stored {
+                    Reactable::Post(_) => Entity::Post,
+                    Reactable::Comment(_) => Entity::Comment,
+                };
+                storage
+                    .set_reaction_on(stored, actor, kind)
                     .await?
-                    .ok_or(Error::NotFound(Entity::Post))?;
-                self.kith
-                    .storage
-                    .reaction_summary(target, Some(actor))
-                    .await
+                    .ok_or(Error::NotFound(gone))?;
+                storage.reaction_summary(stored, Some(actor)).await
             }
-            ReactionTarget::Message {
-                conversation_id,
-                message_id,
-            } => {
+            (
+                None,
+                ReactionTarget::Message {
+                    conversation_id,
+                    message_id,
+                },
+            ) => {
                 let chat = Chat { kith: self.kith };
                 let updated = chat.react(actor, conversation_id, message_id, kind).await?;
                 self.message_summary(&updated.message, actor).await
             }
+            (None, _) => Err(Error::NotFound(Entity::Message)),
         }
     }
 
@@ -214,23 +258,11 @@ impl Reactions<'_> {
         viewer: Option<UserId>,
         target: ReactionTarget,
     ) -> Result<ReactionSummary> {
-        match target {
-            ReactionTarget::Post { post_id } => {
-                Posts {
-                    kith: self.kith.as_ref(),
-                }
-                .get(viewer, post_id)
-                .await?;
-                let target = Reactable::Post(post_id);
-                self.kith.storage.reaction_summary(target, viewer).await
-            }
-            ReactionTarget::Message {
-                conversation_id,
-                message_id,
-            } => {
-                let actor = member(viewer)?;
-                let chat = Chat { kith: self.kith };
-                let message = chat.message(actor, conversation_id, message_id).await?;
+        match self.stored(viewer, target).await? {
+            Some(stored) => self.kith.storage.reaction_summary(stored, viewer).await,
+            None => {
+                let message = self.message(viewer, target).await?;
+                let actor = viewer.ok_or(Error::NotFound(Entity::Conversation))?;
                 self.message_summary(&message, actor).await
             }
         }
@@ -256,26 +288,15 @@ impl Reactions<'_> {
             let role = Role::between(viewer, seen.value.user.id, seen.friends, seen.blocked);
             role.can_see_user()
         };
-        let rows = match target {
-            ReactionTarget::Post { post_id } => {
-                Posts {
-                    kith: self.kith.as_ref(),
-                }
-                .get(viewer, post_id)
-                .await?;
-                let target = Reactable::Post(post_id);
+        let rows = match self.stored(viewer, target).await? {
+            Some(stored) => {
                 fill(window, key, keep, |window| async move {
-                    storage.reactions(target, kind, viewer, &window).await
+                    storage.reactions(stored, kind, viewer, &window).await
                 })
                 .await?
             }
-            ReactionTarget::Message {
-                conversation_id,
-                message_id,
-            } => {
-                let actor = member(viewer)?;
-                let chat = Chat { kith: self.kith };
-                let message = chat.message(actor, conversation_id, message_id).await?;
+            None => {
+                let message = self.message(viewer, target).await?;
                 let chosen: Vec<_> = message
                     .reactions
                     .iter()
@@ -335,10 +356,4 @@ impl Reactions<'_> {
             .map(|r| r.kind);
         Ok(ReactionSummary::new(counts, mine))
     }
-}
-
-/// The viewer of a chat message: a signed-in member (an anonymous viewer
-/// is a member of nothing).
-fn member(viewer: Option<UserId>) -> Result<UserId> {
-    viewer.ok_or(Error::NotFound(Entity::Conversation))
 }

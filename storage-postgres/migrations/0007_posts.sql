@@ -66,3 +66,34 @@ CREATE TABLE post_reactions (
 
 -- Who reacted to a post with one kind, and the counts per kind.
 CREATE INDEX post_reactions_kind ON post_reactions (post_id, kind, user_id);
+
+-- Comments on posts and replies to comments (parent_id). A deleted comment
+-- with replies stays as a tombstone (text NULL, deleted_at set) so that its
+-- thread holds together; without replies it is removed. A post's comments
+-- (parent_id NULL) and a comment's replies are each one index range by id.
+CREATE TABLE comments (
+    id         BIGINT PRIMARY KEY,
+    post_id    BIGINT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    parent_id  BIGINT REFERENCES comments (id) ON DELETE CASCADE,
+    author_id  BIGINT NOT NULL REFERENCES accounts (id),
+    text       TEXT,
+    created_at BIGINT NOT NULL,
+    edited_at  BIGINT,
+    deleted_at BIGINT,
+    CHECK ((deleted_at IS NULL) = (text IS NOT NULL))
+);
+
+-- A post's comments (and the count on the post).
+CREATE INDEX comments_post ON comments (post_id, parent_id, id);
+-- A comment's replies.
+CREATE INDEX comments_parent ON comments (parent_id, id);
+
+-- Reactions to comments, as post_reactions.
+CREATE TABLE comment_reactions (
+    comment_id BIGINT NOT NULL REFERENCES comments (id) ON DELETE CASCADE,
+    user_id    BIGINT NOT NULL REFERENCES accounts (id),
+    kind       TEXT NOT NULL CHECK (kind IN ('like', 'love', 'haha', 'wow', 'sad', 'angry')),
+    PRIMARY KEY (comment_id, user_id)
+);
+
+CREATE INDEX comment_reactions_kind ON comment_reactions (comment_id, kind, user_id);

@@ -42,7 +42,10 @@
 //! - `chat/`: [`ChatStore`](kith_core::ChatStore): `conversations.rs`,
 //!   `send.rs` (appends, one by one and set-based), `messages.rs` and
 //!   `read.rs`, as in `kith-sqlite`.
-//! - `posts.rs`: [`PostStore`](kith_core::PostStore), as in `kith-sqlite`.
+//! - `posts.rs`, `comments.rs`, `reactions.rs`:
+//!   [`PostStore`](kith_core::PostStore),
+//!   [`CommentStore`](kith_core::CommentStore) and
+//!   [`ReactionStore`](kith_core::ReactionStore), as in `kith-sqlite`.
 //! - `rows.rs`: the private row structs and their conversions.
 //! - `migrations/`: the schema, each file documenting its tables and
 //!   indexes.
@@ -169,6 +172,7 @@ macro_rules! viewer_links {
 mod accounts;
 pub mod broker;
 mod chat;
+mod comments;
 mod graph;
 mod nodes;
 mod posts;

@@ -1,5 +1,6 @@
-//! [`ReactionStore`] for [`PgStore`]: reactions to posts, one row per
-//! user per post (`post_reactions`), as in `kith-sqlite`. Setting one
+//! [`ReactionStore`] for [`PgStore`]: reactions to posts and comments, one
+//! row per user per target, as in `kith-sqlite`; the target's row is
+//! share-locked so that its deletion runs wholly before or after. Setting one
 //! takes the pair lock of the user and the target's author before it
 //! checks for a block, so it runs wholly before or after a block between
 //! them.
@@ -87,13 +88,20 @@ macro_rules! reaction_sql {
 const POSTS: ReactionSql = reaction_sql!(
     "post_reactions",
     "post_id",
-    "SELECT author_id FROM posts WHERE id = $1"
+    "SELECT author_id FROM posts WHERE id = $1 FOR SHARE"
+);
+
+const COMMENTS: ReactionSql = reaction_sql!(
+    "comment_reactions",
+    "comment_id",
+    "SELECT author_id FROM comments WHERE id = $1 AND deleted_at IS NULL FOR SHARE"
 );
 
 /// The statements and the raw id of `target`.
 fn sql_of(target: Reactable) -> (&'static ReactionSql, i64) {
     match target {
         Reactable::Post(id) => (&POSTS, sql_id(id.get())),
+        Reactable::Comment(id) => (&COMMENTS, sql_id(id.get())),
     }
 }
 

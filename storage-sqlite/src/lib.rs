@@ -39,6 +39,10 @@
 //!   unread counts, the conversation list, changes since a version).
 //! - `posts.rs`: [`PostStore`](kith_core::PostStore): posts, hashtags,
 //!   mentions, timelines and hashtag lists.
+//! - `comments.rs`: [`CommentStore`](kith_core::CommentStore): comments,
+//!   replies and tombstones.
+//! - `reactions.rs`: [`ReactionStore`](kith_core::ReactionStore):
+//!   reactions to posts and comments.
 //! - `append.rs`: group commit of message appends (the writer task and its
 //!   queue).
 //! - `rows.rs`: the private row structs and the conversions between SQL
@@ -204,6 +208,7 @@ macro_rules! viewer_links {
 mod accounts;
 mod append;
 mod chat;
+mod comments;
 mod graph;
 mod nodes;
 mod posts;

@@ -28,7 +28,10 @@ macro_rules! post_columns {
              AS hashtags, \
          (SELECT json_group_array(m.user_id) FROM post_mentions m \
              JOIN accounts ma ON ma.id = m.user_id \
-             WHERE m.post_id = p.id AND ma.deleted_at IS NULL) AS mentions, ",
+             WHERE m.post_id = p.id AND ma.deleted_at IS NULL) AS mentions, \
+         (SELECT count(*) FROM comments c JOIN accounts ca ON ca.id = c.author_id \
+             WHERE c.post_id = p.id AND c.deleted_at IS NULL AND ca.deleted_at IS NULL) \
+             AS comments, ",
             viewer_links!("p.author_id")
         )
     };

@@ -1,5 +1,5 @@
-//! [`ReactionStore`] for [`SqliteStore`]: reactions to posts, one row per
-//! user per post (`post_reactions`). The statements are written once per
+//! [`ReactionStore`] for [`SqliteStore`]: reactions to posts and comments,
+//! one row per user per target (`post_reactions`, `comment_reactions`). The statements are written once per
 //! kind of target by `reaction_sql!`.
 
 use async_trait::async_trait;
@@ -88,10 +88,17 @@ const POSTS: ReactionSql = reaction_sql!(
     "SELECT author_id FROM posts WHERE id = ?1"
 );
 
+const COMMENTS: ReactionSql = reaction_sql!(
+    "comment_reactions",
+    "comment_id",
+    "SELECT author_id FROM comments WHERE id = ?1 AND deleted_at IS NULL"
+);
+
 /// The statements and the raw id of `target`.
 fn sql_of(target: Reactable) -> (&'static ReactionSql, i64) {
     match target {
         Reactable::Post(id) => (&POSTS, sql_id(id.get())),
+        Reactable::Comment(id) => (&COMMENTS, sql_id(id.get())),
     }
 }
 

@@ -189,6 +189,8 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
         [
             "accounts",
             "blocks",
+            "comment_reactions",
+            "comments",
             "conversation_changes",
             "conversation_members",
             "conversations",

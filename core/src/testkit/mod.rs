@@ -26,6 +26,7 @@ pub mod blocks;
 pub mod chat;
 pub mod chat_groups;
 pub mod chat_messages;
+pub mod comments;
 pub mod follows;
 pub mod graph;
 pub mod graph_races;
@@ -699,6 +700,15 @@ macro_rules! __conformance_cases {
                 lists_page_newest_first_while_posts_arrive,
                 concurrent_posts_get_distinct_positions,
                 lists_reject_bad_input,
+            }
+            comments {
+                comments_and_replies_form_counted_threads,
+                comments_refuse_bad_text_and_parents,
+                comments_are_edited_by_their_author_and_deleted_by_either_author,
+                a_deleted_comment_with_replies_stays_as_a_tombstone,
+                comments_follow_visibility_and_blocks_for_every_role,
+                a_deleted_accounts_comments_disappear,
+                threads_page_and_refuse_bad_input,
             }
             reactions {
                 post_reactions_are_set_replaced_and_removed,
