@@ -80,7 +80,7 @@ impl Comments<'_> {
         text: &str,
     ) -> Result<Comment> {
         let text = validate::message_body("text", text, self.kith.config.max_message_chars)?;
-        self.posts().get(Some(actor), post_id).await?;
+        self.posts().seen(Some(actor), post_id).await?;
         if let Some(parent) = parent {
             let parent = self.get(Some(actor), parent).await?;
             if parent.post_id != post_id || parent.deleted {
@@ -141,7 +141,7 @@ impl Comments<'_> {
         if comment.deleted {
             return Err(Error::NotFound(Entity::Comment));
         }
-        let post = self.posts().get(Some(actor), comment.post_id).await?;
+        let post = self.posts().seen(Some(actor), comment.post_id).await?;
         let by_author = comment.author.map(|a| a.id) == Some(actor);
         if !by_author && post.author.id != actor {
             return Err(Error::Forbidden(Denied::NotAuthor));
@@ -168,7 +168,7 @@ impl Comments<'_> {
             .ok_or(Error::NotFound(Entity::Comment))?;
         let post_id = seen.value.post_id;
         let comment = shown(viewer, seen).ok_or(Error::NotFound(Entity::Comment))?;
-        match self.posts().get(viewer, post_id).await {
+        match self.posts().seen(viewer, post_id).await {
             Ok(_) => Ok(comment),
             Err(Error::NotFound(_)) => Err(Error::NotFound(Entity::Comment)),
             Err(e) => Err(e),
@@ -191,7 +191,7 @@ impl Comments<'_> {
         page: &Page,
     ) -> Result<Paged<Comment>> {
         let (window, limit) = page.window::<IdKey>("comments")?;
-        self.posts().get(viewer, post_id).await?;
+        self.posts().seen(viewer, post_id).await?;
         if let Some(parent) = parent {
             if self.get(viewer, parent).await?.post_id != post_id {
                 return Err(Error::NotFound(Entity::Comment));

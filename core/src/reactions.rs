@@ -174,7 +174,7 @@ impl Reactions<'_> {
         let kith = self.kith.as_ref();
         match target {
             ReactionTarget::Post { post_id } => {
-                Posts { kith }.get(viewer, post_id).await?;
+                Posts { kith }.seen(viewer, post_id).await?;
                 Ok(Some(Reactable::Post(post_id)))
             }
             ReactionTarget::Comment { comment_id } => {

@@ -649,6 +649,8 @@ pub struct NewPostRecord {
     pub author: UserId,
     /// What it says.
     pub content: PostContent,
+    /// For a share: the original it shares.
+    pub shared_id: Option<PostId>,
     /// When it is created.
     pub created_at: Timestamp,
 }
@@ -686,8 +688,10 @@ pub trait PostStore: Send + Sync {
     /// accounts, and gives it the next position as the last statement
     /// before the commit: positions are taken from one counter whose lock
     /// is held until the commit, so they grow in commit order. Returns the
-    /// post as stored; `None`, with nothing stored, if the author is not a
-    /// live account.
+    /// post as stored (without `original`); `None`, with nothing stored, if
+    /// the author is not a live account or, for a share, if the shared post
+    /// does not exist or a block stands between its author and this one
+    /// (checked inside the transaction).
     async fn insert_post(&self, post: &NewPostRecord) -> Result<Option<Post>>;
 
     /// Atomically replaces the text, visibility, hashtags and mentions of a

@@ -464,6 +464,8 @@ pub(crate) struct PostRow {
     hashtags: Vec<String>,
     mentions: Vec<i64>,
     comments: i64,
+    shared_id: Option<i64>,
+    shares: i64,
     friends: bool,
     blocked: bool,
 }
@@ -497,6 +499,9 @@ impl PostRow {
                 edited_at: self.edited_at.map(Timestamp::from_millis),
                 position: raw_count(position),
                 comments: raw_count(self.comments),
+                shares: raw_count(self.shares),
+                shared_id: self.shared_id.map(|id| PostId::new(raw_id(id))),
+                original: None,
             },
             friends: self.friends,
             blocked: self.blocked,

@@ -13,13 +13,18 @@ CREATE TABLE posts (
     visibility TEXT NOT NULL CHECK (visibility IN ('public', 'friends', 'private')),
     created_at INTEGER NOT NULL,
     edited_at  INTEGER,
-    position   INTEGER
+    position   INTEGER,
+    -- For a share: the original it shares (never a share). No foreign key:
+    -- a share of a deleted post stays, showing the original as unavailable.
+    shared_id  INTEGER
 ) STRICT;
 
 -- Positions are unique (NULLs, inside the inserting transaction, are distinct).
 CREATE UNIQUE INDEX posts_position ON posts (position);
 -- A profile's timeline: one author's posts by position.
 CREATE INDEX posts_author ON posts (author_id, position);
+-- The shares of a post (their count on the original).
+CREATE INDEX posts_shared ON posts (shared_id) WHERE shared_id IS NOT NULL;
 
 -- The one-row counter of positions.
 CREATE TABLE post_positions (

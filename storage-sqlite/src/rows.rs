@@ -464,6 +464,8 @@ pub(crate) struct PostRow {
     /// A JSON array of the mentioned users' ids.
     mentions: String,
     comments: i64,
+    shared_id: Option<i64>,
+    shares: i64,
     friends: bool,
     blocked: bool,
 }
@@ -499,6 +501,9 @@ impl TryFrom<PostRow> for Viewed<Post> {
                 edited_at: row.edited_at.map(Timestamp::from_millis),
                 position: raw_count(position),
                 comments: raw_count(row.comments),
+                shares: raw_count(row.shares),
+                shared_id: row.shared_id.map(|id| PostId::new(raw_id(id))),
+                original: None,
             },
             friends: row.friends,
             blocked: row.blocked,

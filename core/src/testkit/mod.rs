@@ -35,6 +35,7 @@ pub mod nodes;
 pub mod posts;
 pub mod profiles;
 pub mod reactions;
+pub mod shares;
 pub mod writers;
 
 use std::future::Future;
@@ -709,6 +710,13 @@ macro_rules! __conformance_cases {
                 comments_follow_visibility_and_blocks_for_every_role,
                 a_deleted_accounts_comments_disappear,
                 threads_page_and_refuse_bad_input,
+            }
+            shares {
+                a_share_points_to_the_original_and_counts,
+                a_share_is_never_wider_than_the_original,
+                only_what_one_may_see_can_be_shared,
+                the_original_is_shown_only_to_those_who_may_see_it,
+                shares_are_reacted_to_and_commented_on,
             }
             reactions {
                 post_reactions_are_set_replaced_and_removed,

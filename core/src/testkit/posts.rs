@@ -17,6 +17,7 @@ pub(crate) async fn post(f: &Fixture, author: UserId, text: &str, visibility: Vi
     let new = NewPost {
         text: text.into(),
         visibility,
+        shared_id: None,
     };
     let post = f.kith.posts().create(author, new).await.unwrap();
     f.tick();
@@ -109,6 +110,7 @@ pub async fn create_rejects_bad_texts_and_stores_nothing(f: Fixture) {
         let new = NewPost {
             text: text.into(),
             visibility: Visibility::Public,
+            shared_id: None,
         };
         let created = f.kith.posts().create(alice.id, new).await;
         f.refuses(created, Invalid("text"));
@@ -120,6 +122,7 @@ pub async fn create_rejects_bad_texts_and_stores_nothing(f: Fixture) {
     let new = NewPost {
         text: "hi".into(),
         visibility: Visibility::Public,
+        shared_id: None,
     };
     f.refuses(f.kith.posts().create(unknown, new).await, NO_USER);
 }
@@ -369,6 +372,7 @@ pub async fn concurrent_posts_get_distinct_positions(f: Fixture) {
         let new = NewPost {
             text: format!("#busy {i}"),
             visibility: Visibility::Public,
+            shared_id: None,
         };
         posts.create(alice.id, new)
     });
