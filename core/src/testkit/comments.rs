@@ -2,8 +2,7 @@
 //! counts, editing and deleting (tombstones), who may read and write them,
 //! and reactions to them.
 
-use crate::testkit::blocks::block;
-use crate::testkit::posts::post;
+use crate::testkit::posts::{cast, post};
 use crate::testkit::Refusal::*;
 use crate::testkit::{all_pages, refusal, Fixture, Refusal};
 use crate::{
@@ -175,27 +174,21 @@ pub async fn a_deleted_comment_with_replies_stays_as_a_tombstone(f: Fixture) {
 /// only), never across a block with the post's author; a commenter with a
 /// block towards the viewer is left out of the viewer's threads.
 pub async fn comments_follow_visibility_and_blocks_for_every_role(f: Fixture) {
-    let [owner, friend, follower, stranger, blocker, blocked] = f
-        .users([
-            "owner", "friend", "follower", "stranger", "blocker", "blocked",
-        ])
-        .await;
-    f.befriend(owner.id, friend.id).await;
-    f.follow(follower.id, owner.id).await;
+    let c = cast(&f).await;
+    let (owner, friend) = (&c.owner, &c.friend);
     let public = post(&f, owner.id, "all", Visibility::Public).await.id;
     let friends = post(&f, owner.id, "friends", Visibility::Friends).await.id;
-    let by_blocker = comment(&f, blocker.id, public, None, "before").await;
-    block(&f, blocker.id, owner.id).await;
-    block(&f, owner.id, blocked.id).await;
-    let c = f.kith.comments();
+    let by_blocker = comment(&f, c.blocker.id, public, None, "before").await;
+    c.block(&f).await;
     let cases = [
         (owner.id, [true, true]),
         (friend.id, [true, true]),
-        (follower.id, [true, false]),
-        (stranger.id, [true, false]),
-        (blocker.id, [false, false]),
-        (blocked.id, [false, false]),
+        (c.follower.id, [true, false]),
+        (c.stranger.id, [true, false]),
+        (c.blocker.id, [false, false]),
+        (c.blocked.id, [false, false]),
     ];
+    let c = f.kith.comments();
     for (viewer, allowed) in cases {
         for (p, ok) in [public, friends].into_iter().zip(allowed) {
             let made = c.create(viewer, p, None, "hello").await;

@@ -4,18 +4,25 @@
 
 use crate::testkit::blocks::block;
 use crate::testkit::chat::{group, say};
-use crate::testkit::posts::post;
+use crate::testkit::posts::{cast, post};
 use crate::testkit::Refusal::*;
 use crate::testkit::{all_pages, refusal, Fixture, Refusal};
 use crate::{
-    Entity, Event, Page, PostId, ReactionCount, ReactionKind, ReactionSummary, ReactionTarget,
-    UserId, Visibility,
+    Entity, Event, Message, Page, PostId, ReactionCount, ReactionKind, ReactionSummary,
+    ReactionTarget, UserId, Visibility,
 };
 
 const NO_POST: Refusal = NotFound(Entity::Post);
 
 fn on_post(post_id: PostId) -> ReactionTarget {
     ReactionTarget::Post { post_id }
+}
+
+fn on_message(message: &Message) -> ReactionTarget {
+    ReactionTarget::Message {
+        conversation_id: message.conversation_id,
+        message_id: message.id,
+    }
 }
 
 /// Every reaction to `target` as `viewer` sees them, `limit` at a time:
@@ -88,10 +95,7 @@ pub async fn message_reactions_go_through_chat(f: Fixture) {
     let [alice, bob, carol] = f.users(["alice", "bob", "carol"]).await;
     let team = group(&f, alice.id, &[bob.id]).await;
     let news = say(&f, alice.id, team.id, "news").await;
-    let target = ReactionTarget::Message {
-        conversation_id: team.id,
-        message_id: news.id,
-    };
+    let target = on_message(&news);
     let r = f.kith.reactions();
     let like = ReactionKind::Like;
     let set = r.set(bob.id, target, Some(like)).await.unwrap();
@@ -127,27 +131,21 @@ pub async fn message_reactions_go_through_chat(f: Fixture) {
 /// it: owner, friend, follower (as a stranger), stranger, anonymous (read
 /// only), and nobody across a block in either direction.
 pub async fn post_reactions_follow_visibility_for_every_role(f: Fixture) {
-    let [owner, friend, follower, stranger, blocker, blocked] = f
-        .users([
-            "owner", "friend", "follower", "stranger", "blocker", "blocked",
-        ])
-        .await;
-    f.befriend(owner.id, friend.id).await;
-    f.follow(follower.id, owner.id).await;
+    let c = cast(&f).await;
+    let (owner, friend) = (&c.owner, &c.friend);
     let public = on_post(post(&f, owner.id, "all", Visibility::Public).await.id);
     let friends = on_post(post(&f, owner.id, "friends", Visibility::Friends).await.id);
     let private = on_post(post(&f, owner.id, "me", Visibility::Private).await.id);
-    block(&f, blocker.id, owner.id).await;
-    block(&f, owner.id, blocked.id).await;
+    c.block(&f).await;
     let r = f.kith.reactions();
     let like = Some(ReactionKind::Like);
     let cases = [
         (owner.id, [true, true, true]),
         (friend.id, [true, true, false]),
-        (follower.id, [true, false, false]),
-        (stranger.id, [true, false, false]),
-        (blocker.id, [false, false, false]),
-        (blocked.id, [false, false, false]),
+        (c.follower.id, [true, false, false]),
+        (c.stranger.id, [true, false, false]),
+        (c.blocker.id, [false, false, false]),
+        (c.blocked.id, [false, false, false]),
     ];
     for (viewer, allowed) in cases {
         for (target, ok) in [public, friends, private].into_iter().zip(allowed) {
@@ -181,11 +179,7 @@ pub async fn blocked_and_deleted_reactors_are_hidden(f: Fixture) {
     let [alice, bob, carol, dave] = f.users(["alice", "bob", "carol", "dave"]).await;
     let target = on_post(post(&f, alice.id, "hi", Visibility::Public).await.id);
     let team = group(&f, alice.id, &[bob.id, carol.id, dave.id]).await;
-    let news = say(&f, alice.id, team.id, "news").await;
-    let message = ReactionTarget::Message {
-        conversation_id: team.id,
-        message_id: news.id,
-    };
+    let message = on_message(&say(&f, alice.id, team.id, "news").await);
     let r = f.kith.reactions();
     let like = ReactionKind::Like;
     for user in [bob.id, carol.id, dave.id] {

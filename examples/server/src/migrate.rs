@@ -68,8 +68,11 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// Kith's tables, parents before children: the order they are copied in.
 /// `node_leases`, `presence`, `presence_nodes` and `send_buckets` are not
 /// among them: leases and presence belong to the servers running on a
-/// database, and send-rate buckets refill within seconds.
-pub const TABLES: [&str; 12] = [
+/// database, and send-rate buckets refill within seconds. Nor is
+/// `post_positions`, the one-row counter of post positions, which is set
+/// to the source's value rather than copied (the target's migration made
+/// the row).
+pub const TABLES: [&str; 18] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -82,6 +85,12 @@ pub const TABLES: [&str; 12] = [
     "messages",
     "message_reactions",
     "conversation_changes",
+    "posts",
+    "post_hashtags",
+    "post_mentions",
+    "post_reactions",
+    "comments",
+    "comment_reactions",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -240,6 +249,33 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
         tables.push((
             "conversation_changes",
             conversation_changes(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push(("posts", posts(&mut snapshot, &mut tx, batch).await?));
+        let last: i64 = sqlx::query_scalar("SELECT last FROM post_positions WHERE id = 1")
+            .fetch_one(&mut *snapshot)
+            .await
+            .map_err(MigrateError::Source)?;
+        sqlx::query("UPDATE post_positions SET last = $1 WHERE id = 1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(MigrateError::Target)?;
+        tables.push((
+            "post_hashtags",
+            post_hashtags(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push((
+            "post_mentions",
+            post_mentions(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push((
+            "post_reactions",
+            post_reactions(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push(("comments", comments(&mut snapshot, &mut tx, batch).await?));
+        tables.push((
+            "comment_reactions",
+            comment_reactions(&mut snapshot, &mut tx, batch).await?,
         ));
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
@@ -574,6 +610,52 @@ copy_table!(conversation_changes, "conversation_changes", order by "conversation
     subject: Option<i64> => "bigint",
 });
 
+copy_table!(posts, "posts", order by "id", {
+    id: i64 => "bigint",
+    author_id: i64 => "bigint",
+    text: String => "text",
+    visibility: String => "text",
+    created_at: i64 => "bigint",
+    edited_at: Option<i64> => "bigint",
+    position: Option<i64> => "bigint",
+    shared_id: Option<i64> => "bigint",
+});
+
+copy_table!(post_hashtags, "post_hashtags", order by "post_id, tag", {
+    post_id: i64 => "bigint",
+    tag: String => "text",
+    position: Option<i64> => "bigint",
+});
+
+copy_table!(post_mentions, "post_mentions", order by "post_id, user_id", {
+    post_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+});
+
+copy_table!(post_reactions, "post_reactions", order by "post_id, user_id", {
+    post_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+    kind: String => "text",
+});
+
+// In id order: a reply's parent is an older comment, as for messages.
+copy_table!(comments, "comments", order by "id", {
+    id: i64 => "bigint",
+    post_id: i64 => "bigint",
+    parent_id: Option<i64> => "bigint",
+    author_id: i64 => "bigint",
+    text: Option<String> => "text",
+    created_at: i64 => "bigint",
+    edited_at: Option<i64> => "bigint",
+    deleted_at: Option<i64> => "bigint",
+});
+
+copy_table!(comment_reactions, "comment_reactions", order by "comment_id, user_id", {
+    comment_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+    kind: String => "text",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,15 +673,17 @@ mod tests {
         let postgres: Vec<i64> = POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect();
         // 3 adds `node_leases`, 5 `send_buckets` and 6 `presence`, which are
         // not copied: leases and presence belong to the servers running on
-        // a database, and send-rate buckets refill within seconds.
+        // a database, and send-rate buckets refill within seconds. 7 adds
+        // posts, comments and their reactions, copied, and the counter of
+        // post positions, set.
         assert_eq!(
             sqlite,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 7],
             "kith-sqlite has a new migration"
         );
         assert_eq!(
             postgres,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 7],
             "kith-postgres has a new migration"
         );
     }
