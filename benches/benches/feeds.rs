@@ -209,6 +209,7 @@ async fn populate(kith: &Kith, net: &Network) -> Vec<UserId> {
                 let post = NewPost {
                     text: format!("post {n} #tag{}", n % 100),
                     visibility,
+                    shared_id: None,
                 };
                 kith.posts()
                     .create(ids[author], post)
@@ -513,6 +514,7 @@ fn feeds(c: &mut Criterion) {
                 let post = NewPost {
                     text: "a post for 5,000 followers #bench".into(),
                     visibility: Visibility::Public,
+                    shared_id: None,
                 };
                 kith.posts().create(author, post).await.expect("a post");
             }

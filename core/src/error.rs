@@ -145,6 +145,8 @@ pub enum Entity {
     Member,
     /// A post (also one the actor may not see).
     Post,
+    /// A comment (also a deleted one, or one the actor may not see).
+    Comment,
 }
 
 impl fmt::Display for Entity {
@@ -158,6 +160,7 @@ impl fmt::Display for Entity {
             Entity::Message => "message",
             Entity::Member => "member",
             Entity::Post => "post",
+            Entity::Comment => "comment",
         })
     }
 }
@@ -180,7 +183,8 @@ pub enum Denied {
     DirectConversation,
     /// The other user does not accept messages from the actor.
     Unreachable,
-    /// Only the author of a post may change it.
+    /// Only the author of a post or comment may change it (or, for
+    /// deleting a comment, the author of its post).
     NotAuthor,
 }
 

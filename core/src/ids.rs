@@ -128,6 +128,10 @@ id_type!(
     /// Identifies a post.
     PostId
 );
+id_type!(
+    /// Identifies a comment on a post.
+    CommentId
+);
 
 /// Hands out unique, time-ordered raw ids. Injectable so tests are deterministic.
 pub trait IdGenerator: Send + Sync {

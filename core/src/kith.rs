@@ -8,12 +8,14 @@ use crate::accounts::Accounts;
 use crate::broker::Broker;
 use crate::chat::{Chat, DirectMessages, Lanes};
 use crate::clock::{Clock, SystemClock};
+use crate::comments::Comments;
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::posts::Posts;
 use crate::rate::{Rate, WriteKind, WriteRates};
+use crate::reactions::Reactions;
 use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
 
@@ -53,7 +55,8 @@ impl Default for Config {
 /// The handle an application holds: cheap to clone, safe to share.
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
-/// [`Kith::chat`], [`Kith::posts`]. Every call
+/// [`Kith::chat`], [`Kith::posts`], [`Kith::comments`],
+/// [`Kith::reactions`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -150,6 +153,16 @@ impl Kith {
     /// Posts: creating, editing, deleting and reading them.
     pub fn posts(&self) -> Posts<'_> {
         Posts { kith: &self.inner }
+    }
+
+    /// Comments on posts and their replies.
+    pub fn comments(&self) -> Comments<'_> {
+        Comments { kith: &self.inner }
+    }
+
+    /// Reactions to posts, comments and chat messages, one API for all.
+    pub fn reactions(&self) -> Reactions<'_> {
+        Reactions { kith: &self.inner }
     }
 
     /// The storage backend, for health checks and tools.

@@ -10,7 +10,8 @@
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
 //!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]), [`Kith::chat`] ([`Chat`])
-//!   and [`Kith::posts`] ([`Posts`]).
+//!   [`Kith::posts`] ([`Posts`]), [`Kith::comments`] ([`Comments`]) and
+//!   [`Kith::reactions`] ([`Reactions`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`broker`]: how several nodes sharing one storage tell each other what
@@ -47,6 +48,7 @@ pub mod accounts;
 pub mod broker;
 pub mod chat;
 pub mod clock;
+pub mod comments;
 pub mod error;
 pub mod events;
 pub mod graph;
@@ -59,6 +61,7 @@ pub mod password;
 pub mod posts;
 pub mod privacy;
 pub mod rate;
+pub mod reactions;
 mod sequencer;
 pub mod storage;
 pub mod validate;
@@ -74,12 +77,13 @@ pub use chat::{
     MessageReaction, NewGroup, NewMessage, ReactionKind, ReadState, UnreadCounts, UnreadEntry,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use comments::{Comment, Comments};
 pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::{Graph, PRESENCE_TTL};
 pub use ids::{
-    ConversationId, FriendRequestId, IdGenerator, MessageId, PostId, SessionId, TimeOrderedIds,
-    UserId, NODES,
+    CommentId, ConversationId, FriendRequestId, IdGenerator, MessageId, PostId, SessionId,
+    TimeOrderedIds, UserId, NODES,
 };
 pub use kith::{Config, Kith, KithBuilder, Spawner};
 pub use model::*;
@@ -88,10 +92,12 @@ pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use posts::{NewPost, Post, PostPatch, Posts};
 pub use rate::{Bucket, Rate, WriteKind, WriteRates};
+pub use reactions::{Reaction, ReactionCount, ReactionSummary, ReactionTarget, Reactions};
 pub use storage::{
-    AccountStore, Appended, ChatStore, Followed, GraphStore, LimitStore, NewMessageRecord,
-    NewPostRecord, NodeStore, PostContent, PostEditRecord, PostList, PostStore, Removed,
-    RequestDirection, Requested, SeqRange, Storage, Updated, Viewed,
+    AccountStore, Appended, ChatStore, CommentStore, Followed, GraphStore, LimitStore,
+    NewCommentRecord, NewMessageRecord, NewPostRecord, NodeStore, PostContent, PostEditRecord,
+    PostList, PostStore, Reactable, ReactionStore, Removed, RequestDirection, Requested, SeqRange,
+    Storage, Updated, Viewed,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

@@ -30,6 +30,17 @@ impl Visibility {
         }
     }
 
+    /// Whether this lets more people see than `other` does (public is
+    /// wider than friends, which is wider than private).
+    pub fn is_wider_than(self, other: Visibility) -> bool {
+        let breadth = |v: Visibility| match v {
+            Visibility::Public => 2,
+            Visibility::Friends => 1,
+            Visibility::Private => 0,
+        };
+        breadth(self) > breadth(other)
+    }
+
     /// Parses [`Self::as_str`]'s output.
     pub fn parse(s: &str) -> Option<Self> {
         match s {

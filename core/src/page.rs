@@ -234,6 +234,34 @@ impl Page {
     }
 }
 
+/// Reads a list window after window from `fetch` (rows ordered by `key`,
+/// `window.limit` at most per call) and keeps the rows that pass `keep`,
+/// until `window.limit` rows are kept or the list ends: rules applied at
+/// read time drop rows without making a page short before the end.
+pub(crate) async fn fill<T, Fut>(
+    mut window: Window<IdKey>,
+    key: impl Fn(&T) -> IdKey,
+    keep: impl Fn(&T) -> bool,
+    mut fetch: impl FnMut(Window<IdKey>) -> Fut,
+) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let wanted = window.limit as usize;
+    let mut kept = Vec::with_capacity(wanted);
+    loop {
+        let rows = fetch(window.clone()).await?;
+        let end = rows.len() < wanted;
+        let last = rows.last().map(&key);
+        kept.extend(rows.into_iter().filter(&keep));
+        kept.truncate(wanted);
+        if end || kept.len() == wanted {
+            return Ok(kept);
+        }
+        window.after = last;
+    }
+}
+
 fn encode_hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }

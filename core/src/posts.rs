@@ -21,7 +21,7 @@ use crate::events::{Delivery, Event};
 use crate::ids::{PostId, UserId};
 use crate::kith::Inner;
 use crate::model::{User, Visibility};
-use crate::page::{IdKey, Page, Paged, Window};
+use crate::page::{fill, IdKey, Page, Paged};
 use crate::privacy::Role;
 use crate::storage::{NewPostRecord, PostContent, PostEditRecord, PostList, Viewed};
 use crate::validate;
@@ -59,17 +59,35 @@ pub struct Post {
     /// Its place in commit order: a post committed later has a greater
     /// position. Lists of posts are ordered by it, newest first.
     pub position: u64,
+    /// How many comments it has (replies included; neither tombstones nor
+    /// comments of deleted accounts).
+    pub comments: u64,
+    /// How many shares of it there are (by live accounts).
+    pub shares: u64,
+    /// For a share: the post it shares (an original, never a share).
+    pub shared_id: Option<PostId>,
+    /// For a share: the shared post, if this viewer may see it (its
+    /// visibility towards its own author decides); `None` if it is
+    /// unavailable to them (hidden, deleted, or its author's account is).
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
+    pub original: Option<Box<Post>>,
 }
 
 /// A post to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPost {
-    /// The text: not blank, at most [`Config::max_post_chars`](crate::Config::max_post_chars).
+    /// The text: at most [`Config::max_post_chars`](crate::Config::max_post_chars),
+    /// not blank unless the post is a share (a share's blank text is empty).
+    #[serde(default)]
     pub text: String,
-    /// Who may read it (default public).
+    /// Who may read it (default public). A share's may not be wider than
+    /// the shared post's.
     #[serde(default)]
     pub visibility: Visibility,
+    /// To share a post: its id (sharing a share shares its original).
+    #[serde(default)]
+    pub shared_id: Option<PostId>,
 }
 
 /// Changes to a post; absent fields stay as they are.
@@ -90,31 +108,43 @@ pub struct Posts<'k> {
 }
 
 impl Posts<'_> {
-    /// Creates a post by `actor`.
+    /// Creates a post by `actor`; with [`NewPost::shared_id`], a share of
+    /// that post (or, if it is a share, of its original), which the actor
+    /// must be able to see.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] (`text`) for a blank or too long text, or one
-    /// with more than [`HASHTAGS_MAX`] hashtags, [`MENTIONS_MAX`] mentions or
-    /// a hashtag longer than [`HASHTAG_LEN_MAX`]; [`Error::NotFound`]
-    /// ([`Entity::User`]) if the actor is not a live account.
+    /// [`Error::InvalidInput`] (`text`) for a blank (unless a share) or too
+    /// long text, or one with more than [`HASHTAGS_MAX`] hashtags,
+    /// [`MENTIONS_MAX`] mentions or a hashtag longer than
+    /// [`HASHTAG_LEN_MAX`]; (`visibility`) for a share wider than the shared
+    /// post; [`Error::NotFound`] ([`Entity::User`]) if the actor is not a
+    /// live account, ([`Entity::Post`]) if the actor may not see the post
+    /// to share (also for a block committed meanwhile).
     pub async fn create(&self, actor: UserId, post: NewPost) -> Result<Post> {
-        let text = validate::message_body("text", &post.text, self.kith.config.max_post_chars)?;
+        let share = post.shared_id.is_some();
+        let text = self.text(&post.text, share)?;
         let content = content(text, post.visibility)?;
         self.kith.account(actor).await?;
+        let shared_id = match post.shared_id {
+            Some(id) => Some(self.shareable(actor, id, post.visibility).await?),
+            None => None,
+        };
         let record = NewPostRecord {
             id: PostId::new(self.kith.ids.next_id()),
             author: actor,
             content,
+            shared_id,
             created_at: self.kith.clock.now(),
         };
+        let entity = if share { Entity::Post } else { Entity::User };
         let post = self
             .kith
             .storage
             .insert_post(&record)
             .await?
-            .ok_or(Error::NotFound(Entity::User))?;
+            .ok_or(Error::NotFound(entity))?;
         self.announce(&post).await;
-        Ok(post)
+        self.embed(Some(actor), post).await
     }
 
     /// Tells the post's author and its audience (as far as its visibility
@@ -140,6 +170,31 @@ impl Posts<'_> {
         ));
     }
 
+    /// A post's validated text: a share's may be blank (stored empty).
+    fn text(&self, text: &str, share: bool) -> Result<String> {
+        if share && text.trim().is_empty() {
+            return Ok(String::new());
+        }
+        validate::message_body("text", text, self.kith.config.max_post_chars)
+    }
+
+    /// The original that sharing `id` shares, if `actor` may see it and a
+    /// share with `visibility` would not be wider.
+    async fn shareable(&self, actor: UserId, id: PostId, visibility: Visibility) -> Result<PostId> {
+        let post = self.seen(Some(actor), id).await?;
+        let original = match post.shared_id {
+            Some(original) => self.seen(Some(actor), original).await?,
+            None => post,
+        };
+        if visibility.is_wider_than(original.visibility) {
+            return Err(Error::invalid(
+                "visibility",
+                "a share may not be seen more widely than the post it shares",
+            ));
+        }
+        Ok(original.id)
+    }
+
     /// Edits a post of the actor's: its text and visibility. Sets
     /// `edited_at`; the hashtags and mentions are parsed again from the text.
     ///
@@ -148,24 +203,36 @@ impl Posts<'_> {
     /// may not see the post; [`Error::Forbidden`] ([`Denied::NotAuthor`]) if
     /// it is someone else's. Nothing changes then.
     pub async fn edit(&self, actor: UserId, id: PostId, patch: PostPatch) -> Result<Post> {
-        let max = self.kith.config.max_post_chars;
-        let text = patch
-            .text
-            .map(|t| validate::message_body("text", &t, max))
-            .transpose()?;
         let post = self.authored(actor, id).await?;
+        let share = post.shared_id.is_some();
+        let text = patch.text.map(|t| self.text(&t, share)).transpose()?;
         let visibility = patch.visibility.unwrap_or(post.visibility);
+        if let Some(original) = post.shared_id {
+            // As stored: the author may no longer see it.
+            let stored = self.kith.storage.posts(&[original], None).await?;
+            if stored
+                .iter()
+                .any(|seen| visibility.is_wider_than(seen.value.visibility))
+            {
+                return Err(Error::invalid(
+                    "visibility",
+                    "a share may not be seen more widely than the post it shares",
+                ));
+            }
+        }
         let record = PostEditRecord {
             id,
             author: actor,
             content: content(text.unwrap_or(post.text), visibility)?,
             edited_at: self.kith.clock.now(),
         };
-        self.kith
+        let post = self
+            .kith
             .storage
             .update_post(&record)
             .await?
-            .ok_or(Error::NotFound(Entity::Post))
+            .ok_or(Error::NotFound(Entity::Post))?;
+        self.embed(Some(actor), post).await
     }
 
     /// Deletes a post of the actor's.
@@ -183,7 +250,7 @@ impl Posts<'_> {
 
     /// The post `id` if the actor may see it and wrote it.
     async fn authored(&self, actor: UserId, id: PostId) -> Result<Post> {
-        let post = self.get(Some(actor), id).await?;
+        let post = self.seen(Some(actor), id).await?;
         if post.author.id == actor {
             Ok(post)
         } else {
@@ -198,11 +265,50 @@ impl Posts<'_> {
     /// author's account is deleted, or the viewer may not see it (its
     /// visibility, or a block in either direction).
     pub async fn get(&self, viewer: Option<UserId>, id: PostId) -> Result<Post> {
+        let post = self.seen(viewer, id).await?;
+        self.embed(viewer, post).await
+    }
+
+    /// As [`Self::get`], without a share's original: for the checks of
+    /// whoever needs to know that the viewer may see the post.
+    pub(crate) async fn seen(&self, viewer: Option<UserId>, id: PostId) -> Result<Post> {
         let found = self.kith.storage.posts(&[id], viewer).await?;
         found
             .into_iter()
             .find_map(|seen| visible(viewer, seen))
             .ok_or(Error::NotFound(Entity::Post))
+    }
+
+    /// `post` with its original embedded if it is a share.
+    async fn embed(&self, viewer: Option<UserId>, post: Post) -> Result<Post> {
+        let mut one = self.embed_all(viewer, vec![post]).await?;
+        one.pop().ok_or(Error::NotFound(Entity::Post))
+    }
+
+    /// `posts` with the originals of the shares among them embedded where
+    /// `viewer` may see them (one read for all).
+    async fn embed_all(&self, viewer: Option<UserId>, mut posts: Vec<Post>) -> Result<Vec<Post>> {
+        let mut ids: Vec<PostId> = posts.iter().filter_map(|p| p.shared_id).collect();
+        if ids.is_empty() {
+            return Ok(posts);
+        }
+        ids.sort();
+        ids.dedup();
+        let originals: Vec<Post> = self
+            .kith
+            .storage
+            .posts(&ids, viewer)
+            .await?
+            .into_iter()
+            .filter_map(|seen| visible(viewer, seen))
+            .collect();
+        for post in &mut posts {
+            post.original = post
+                .shared_id
+                .and_then(|id| originals.iter().find(|o| o.id == id))
+                .map(|o| Box::new(o.clone()));
+        }
+        Ok(posts)
     }
 
     /// The posts among `ids` that `viewer` may see, in the order of `ids`
@@ -228,7 +334,7 @@ impl Posts<'_> {
                 ordered.push(visible.swap_remove(at));
             }
         }
-        Ok(ordered)
+        self.embed_all(viewer, ordered).await
     }
 
     /// The posts of `user` that `viewer` may see (a profile's timeline),
@@ -296,31 +402,34 @@ impl Posts<'_> {
         page: &Page,
         name: &'static str,
     ) -> Result<Paged<Post>> {
-        let (mut window, limit) = page.window::<IdKey>(name)?;
-        let wanted = window.limit as usize;
-        let mut posts = Vec::with_capacity(wanted);
-        loop {
-            let rows = self.kith.storage.list_posts(&list, viewer, &window).await?;
-            let end = rows.len() < window.limit as usize;
-            let last = rows.last().map(|seen| IdKey(seen.value.position));
-            posts.extend(rows.into_iter().filter_map(|seen| visible(viewer, seen)));
-            posts.truncate(wanted);
-            if end || posts.len() == wanted {
-                break;
-            }
-            window = Window {
-                after: last,
-                limit: window.limit,
-            };
-        }
-        Ok(Paged::from_rows(posts, limit, |p| IdKey(p.position)))
+        let (window, limit) = page.window::<IdKey>(name)?;
+        let storage = &self.kith.storage;
+        let list = &list;
+        let rows = fill(
+            window,
+            |seen: &Viewed<Post>| IdKey(seen.value.position),
+            |seen| may_see(viewer, seen),
+            |window| async move { storage.list_posts(list, viewer, &window).await },
+        )
+        .await?;
+        let posts = rows.into_iter().map(|seen| seen.value).collect();
+        let page = Paged::from_rows(posts, limit, |p: &Post| IdKey(p.position));
+        Ok(Paged {
+            items: self.embed_all(viewer, page.items).await?,
+            next_cursor: page.next_cursor,
+        })
     }
 }
 
-/// `seen`'s post if `viewer` may see it: the rule of every read of posts.
-fn visible(viewer: Option<UserId>, seen: Viewed<Post>) -> Option<Post> {
+/// Whether `viewer` may see `seen`'s post: the rule of every read of posts.
+fn may_see(viewer: Option<UserId>, seen: &Viewed<Post>) -> bool {
     let role = Role::between(viewer, seen.value.author.id, seen.friends, seen.blocked);
-    role.can_see(seen.value.visibility).then_some(seen.value)
+    role.can_see(seen.value.visibility)
+}
+
+/// `seen`'s post if `viewer` may see it.
+fn visible(viewer: Option<UserId>, seen: Viewed<Post>) -> Option<Post> {
+    may_see(viewer, &seen).then_some(seen.value)
 }
 
 /// A post's content: `text` (validated) with its hashtags and mentions.

@@ -25,15 +25,17 @@ use crate::chat::{
     ReactionKind, UnreadCounts,
 };
 use crate::clock::Timestamp;
+use crate::comments::Comment;
 use crate::error::Result;
-use crate::ids::{ConversationId, MessageId, PostId, SessionId, UserId};
+use crate::ids::{CommentId, ConversationId, MessageId, PostId, SessionId, UserId};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
-    Visibility,
+    User, Visibility,
 };
 use crate::page::{ActivityKey, IdKey, NameKey, SinceKey, Window};
 use crate::posts::Post;
 use crate::rate::{Rate, WriteKind};
+use crate::reactions::{Reaction, ReactionSummary};
 
 /// Accounts, profiles and sessions.
 #[async_trait]
@@ -49,6 +51,10 @@ pub trait AccountStore: Send + Sync {
 
     /// The live account with this id.
     async fn account(&self, id: UserId) -> Result<Option<AccountRecord>>;
+
+    /// The cards of the live accounts among `ids`, in any order, each with
+    /// the links between `viewer` and the user.
+    async fn users(&self, ids: &[UserId], viewer: Option<UserId>) -> Result<Vec<Viewed<User>>>;
 
     /// The live account whose lowercased username is `username_lower`.
     async fn account_by_username(&self, username_lower: &str) -> Result<Option<AccountRecord>>;
@@ -668,6 +674,8 @@ pub struct NewPostRecord {
     pub author: UserId,
     /// What it says.
     pub content: PostContent,
+    /// For a share: the original it shares.
+    pub shared_id: Option<PostId>,
     /// When it is created.
     pub created_at: Timestamp,
 }
@@ -708,8 +716,10 @@ pub trait PostStore: Send + Sync {
     /// accounts, and gives it the next position as the last statement
     /// before the commit: positions are taken from one counter whose lock
     /// is held until the commit, so they grow in commit order. Returns the
-    /// post as stored; `None`, with nothing stored, if the author is not a
-    /// live account.
+    /// post as stored (without `original`); `None`, with nothing stored, if
+    /// the author is not a live account or, for a share, if the shared post
+    /// does not exist or a block stands between its author and this one
+    /// (checked inside the transaction).
     async fn insert_post(&self, post: &NewPostRecord) -> Result<Option<Post>>;
 
     /// Atomically replaces the text, visibility, hashtags and mentions of a
@@ -734,10 +744,134 @@ pub trait PostStore: Send + Sync {
     ) -> Result<Vec<Viewed<Post>>>;
 }
 
+/// A comment to insert, as Kith prepared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommentRecord {
+    /// The new comment's id.
+    pub id: CommentId,
+    /// The post it belongs to.
+    pub post_id: PostId,
+    /// The comment it replies to.
+    pub parent_id: Option<CommentId>,
+    /// Its author.
+    pub author: UserId,
+    /// The validated text.
+    pub text: String,
+    /// When it is written.
+    pub created_at: Timestamp,
+}
+
+/// Comments on posts and their replies.
+///
+/// Reads return tombstones too (deleted comments kept for their replies,
+/// with `deleted` set and no text), each with the links between the viewer
+/// and its author; `author` is `None` when the author's account is
+/// deleted. Whether and how the viewer sees each is Kith's decision.
+#[async_trait]
+pub trait CommentStore: Send + Sync {
+    /// Atomically stores a comment, checking inside the transaction that
+    /// the post exists, that no block stands between the author and the
+    /// post's author (either direction), and that the parent, if any, is a
+    /// comment of the same post that is not deleted. `false`, with nothing
+    /// stored, if a check fails.
+    async fn insert_comment(&self, comment: &NewCommentRecord) -> Result<bool>;
+
+    /// Replaces the text of a comment by `author` that is not deleted and
+    /// sets `edited_at`; `false` if there is none.
+    async fn update_comment(
+        &self,
+        id: CommentId,
+        author: UserId,
+        text: &str,
+        at: Timestamp,
+    ) -> Result<bool>;
+
+    /// Deletes a comment that is not deleted: with replies (checked inside
+    /// the transaction) it becomes a tombstone (text erased, `deleted_at` =
+    /// `at`, its reactions removed); without, it is removed, and so is each
+    /// tombstone above it left without replies. `false` if there is no
+    /// such comment.
+    async fn delete_comment(&self, id: CommentId, at: Timestamp) -> Result<bool>;
+
+    /// The comments among `ids`, in any order.
+    async fn comments(
+        &self,
+        ids: &[CommentId],
+        viewer: Option<UserId>,
+    ) -> Result<Vec<Viewed<Comment>>>;
+
+    /// The comments on `post` (`parent` `None`) or the replies to `parent`,
+    /// by id ascending; the window's key is the id.
+    async fn list_comments(
+        &self,
+        post: PostId,
+        parent: Option<CommentId>,
+        viewer: Option<UserId>,
+        window: &Window<IdKey>,
+    ) -> Result<Vec<Viewed<Comment>>>;
+}
+
+/// What storage keeps reactions for (a table each); chat messages keep
+/// theirs through [`ChatStore::set_reaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reactable {
+    /// A post.
+    Post(PostId),
+    /// A comment that is not deleted.
+    Comment(CommentId),
+}
+
+/// Reactions to posts and comments: at most one per user per target.
+///
+/// Reads never count nor list reactions of deleted accounts.
+#[async_trait]
+pub trait ReactionStore: Send + Sync {
+    /// Sets (`Some`) or removes (`None`) `user`'s reaction to `target`.
+    /// Checked inside the transaction: the target exists (a comment: and is
+    /// not deleted) and no block stands between `user` and its author, in
+    /// either direction. `None`,
+    /// with nothing changed, if either check fails; otherwise whether
+    /// anything changed.
+    async fn set_reaction_on(
+        &self,
+        target: Reactable,
+        user: UserId,
+        kind: Option<ReactionKind>,
+    ) -> Result<Option<bool>>;
+
+    /// The counts per kind of `target`'s reactions and `viewer`'s own.
+    async fn reaction_summary(
+        &self,
+        target: Reactable,
+        viewer: Option<UserId>,
+    ) -> Result<ReactionSummary>;
+
+    /// The reactions to `target` (of `kind`, or of any), by reacting user
+    /// id ascending, each with the links between `viewer` and the user;
+    /// the window's key is the user id.
+    async fn reactions(
+        &self,
+        target: Reactable,
+        kind: Option<ReactionKind>,
+        viewer: Option<UserId>,
+        window: &Window<IdKey>,
+    ) -> Result<Vec<Viewed<Reaction>>>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
-    AccountStore + GraphStore + ChatStore + NodeStore + LimitStore + PostStore + Send + Sync + 'static
+    AccountStore
+    + GraphStore
+    + ChatStore
+    + NodeStore
+    + LimitStore
+    + PostStore
+    + CommentStore
+    + ReactionStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;

@@ -191,7 +191,7 @@ async fn ensure_live(conn: &mut PgConnection, a: UserId, b: UserId) -> Result<()
 }
 
 /// Whether either user blocks the other.
-async fn blocked_between(conn: &mut PgConnection, a: i64, b: i64) -> Result<bool> {
+pub(crate) async fn blocked_between(conn: &mut PgConnection, a: i64, b: i64) -> Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) \
              OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1)",

@@ -42,7 +42,10 @@
 //! - `chat/`: [`ChatStore`](kith_core::ChatStore): `conversations.rs`,
 //!   `send.rs` (appends, one by one and set-based), `messages.rs` and
 //!   `read.rs`, as in `kith-sqlite`.
-//! - `posts.rs`: [`PostStore`](kith_core::PostStore), as in `kith-sqlite`.
+//! - `posts.rs`, `comments.rs`, `reactions.rs`:
+//!   [`PostStore`](kith_core::PostStore),
+//!   [`CommentStore`](kith_core::CommentStore) and
+//!   [`ReactionStore`](kith_core::ReactionStore), as in `kith-sqlite`.
 //! - `rows.rs`: the private row structs and their conversions.
 //! - `migrations/`: the schema, each file documenting its tables and
 //!   indexes.
@@ -149,13 +152,32 @@ use sqlx::postgres::{PgConnection, PgPool, Postgres};
 use sqlx::Connection;
 use sqlx::Transaction;
 
+/// The two columns of [`kith_core::Viewed`]'s links between the viewer,
+/// bound as parameter 1 (NULL for anonymous), and the user in column
+/// `$owner`: `friends` and `blocked` (either direction).
+macro_rules! viewer_links {
+    ($owner:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = ",
+            $owner,
+            ") AS friends, (EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = ",
+            $owner,
+            ") OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ",
+            $owner,
+            " AND blocked_id = $1)) AS blocked "
+        )
+    };
+}
+
 mod accounts;
 pub mod broker;
 mod chat;
+mod comments;
 mod graph;
 mod limits;
 mod nodes;
 mod posts;
+mod reactions;
 mod rows;
 
 // The test harness names this crate `kith_postgres`, as its users do.

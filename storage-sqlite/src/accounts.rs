@@ -3,13 +3,21 @@
 use async_trait::async_trait;
 use kith_core::{
     AccountRecord, AccountStore, Clash, Entity, Error, Profile, Result, Session, SessionId,
-    Timestamp, UserId,
+    Timestamp, User, UserId, Viewed,
 };
 use sqlx::query::QueryAs;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
-use crate::rows::{raw_id, sql_id, AccountRow, ProfileColumns, SessionRow};
+use crate::rows::{raw_id, sql_id, AccountRow, ProfileColumns, SessionRow, ViewedCardRow};
 use crate::{db, unique_violation, SqliteStore};
+
+/// The cards of the live accounts among ids `?2`, with the links to
+/// viewer `?1`.
+const USERS: &str = concat!(
+    "SELECT a.id AS user_id, a.username, a.display_name, a.avatar_url, ",
+    viewer_links!("a.id"),
+    "FROM accounts a WHERE a.id IN (SELECT value FROM json_each(?2)) AND a.deleted_at IS NULL"
+);
 
 /// `SELECT <account columns> FROM accounts WHERE <condition>`, for live
 /// accounts.
@@ -107,6 +115,17 @@ impl AccountStore for SqliteStore {
             });
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn users(&self, ids: &[UserId], viewer: Option<UserId>) -> Result<Vec<Viewed<User>>> {
+        let ids: Vec<i64> = ids.iter().map(|id| sql_id(id.get())).collect();
+        let rows: Vec<ViewedCardRow> = sqlx::query_as(USERS)
+            .bind(viewer.map(|v| sql_id(v.get())))
+            .bind(serde_json::json!(ids).to_string())
+            .fetch_all(self.read())
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(Viewed::from).collect())
     }
 
     async fn account(&self, id: UserId) -> Result<Option<AccountRecord>> {

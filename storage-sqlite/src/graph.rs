@@ -177,7 +177,7 @@ async fn ensure_live(conn: &mut SqliteConnection, a: UserId, b: UserId) -> Resul
 }
 
 /// Whether either user blocks the other.
-async fn blocked_between(conn: &mut SqliteConnection, a: i64, b: i64) -> Result<bool> {
+pub(crate) async fn blocked_between(conn: &mut SqliteConnection, a: i64, b: i64) -> Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2) \
              OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?2 AND blocked_id = ?1)",

@@ -39,6 +39,10 @@
 //!   unread counts, the conversation list, changes since a version).
 //! - `posts.rs`: [`PostStore`](kith_core::PostStore): posts, hashtags,
 //!   mentions, timelines and hashtag lists.
+//! - `comments.rs`: [`CommentStore`](kith_core::CommentStore): comments,
+//!   replies and tombstones.
+//! - `reactions.rs`: [`ReactionStore`](kith_core::ReactionStore):
+//!   reactions to posts and comments.
 //! - `append.rs`: group commit of message appends (the writer task and its
 //!   queue).
 //! - `rows.rs`: the private row structs and the conversions between SQL
@@ -184,13 +188,32 @@ use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Transaction;
 
+/// The two columns of [`kith_core::Viewed`]'s links between the viewer,
+/// bound as parameter 1 (NULL for anonymous), and the user in column
+/// `$owner`: `friends` and `blocked` (either direction).
+macro_rules! viewer_links {
+    ($owner:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = ",
+            $owner,
+            ") AS friends, (EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = ",
+            $owner,
+            ") OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ",
+            $owner,
+            " AND blocked_id = ?1)) AS blocked "
+        )
+    };
+}
+
 mod accounts;
 mod append;
 mod chat;
+mod comments;
 mod graph;
 mod limits;
 mod nodes;
 mod posts;
+mod reactions;
 mod rows;
 
 /// The sqlx connection options accepted by [`SqliteStore::connect_with`],

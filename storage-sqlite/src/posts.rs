@@ -14,6 +14,7 @@ use kith_core::{
 };
 use sqlx::SqliteConnection;
 
+use crate::graph::blocked_between;
 use crate::rows::{cursor_id, sql_id, sql_limit, PostRow};
 use crate::{db, SqliteStore};
 
@@ -21,18 +22,21 @@ use crate::{db, SqliteStore};
 /// viewer (NULL for anonymous).
 macro_rules! post_columns {
     () => {
-        "SELECT p.id, p.text, p.visibility, p.created_at, p.edited_at, p.position, \
+        concat!(
+            "SELECT p.id, p.text, p.visibility, p.created_at, p.edited_at, p.position, \
          a.id AS user_id, a.username, a.display_name, a.avatar_url, \
          (SELECT json_group_array(t.tag) FROM post_hashtags t WHERE t.post_id = p.id) \
              AS hashtags, \
          (SELECT json_group_array(m.user_id) FROM post_mentions m \
              JOIN accounts ma ON ma.id = m.user_id \
              WHERE m.post_id = p.id AND ma.deleted_at IS NULL) AS mentions, \
-         EXISTS (SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = p.author_id) \
-             AS friends, \
-         (EXISTS (SELECT 1 FROM blocks WHERE blocker_id = ?1 AND blocked_id = p.author_id) \
-             OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = p.author_id AND blocked_id = ?1)) \
-             AS blocked "
+         (SELECT count(*) FROM comments c JOIN accounts ca ON ca.id = c.author_id \
+             WHERE c.post_id = p.id AND c.deleted_at IS NULL AND ca.deleted_at IS NULL) \
+             AS comments, p.shared_id, \
+         (SELECT count(*) FROM posts s JOIN accounts sa ON sa.id = s.author_id \
+             WHERE s.shared_id = p.id AND sa.deleted_at IS NULL) AS shares, ",
+            viewer_links!("p.author_id")
+        )
     };
 }
 
@@ -135,6 +139,21 @@ async fn read_back(conn: &mut SqliteConnection, id: i64) -> Result<Option<Post>>
         .transpose()
 }
 
+/// Whether `author` may share post `shared`: it exists and no block
+/// stands between its author and them.
+async fn shareable(conn: &mut SqliteConnection, shared: i64, author: i64) -> Result<bool> {
+    let owner: Option<i64> = sqlx::query_scalar("SELECT author_id FROM posts WHERE id = ?1")
+        .bind(shared)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    match owner {
+        None => Ok(false),
+        Some(owner) if owner == author => Ok(true),
+        Some(owner) => Ok(!blocked_between(conn, author, owner).await?),
+    }
+}
+
 fn decode(rows: Vec<PostRow>) -> Result<Vec<Viewed<Post>>> {
     rows.into_iter().map(Viewed::try_from).collect()
 }
@@ -144,15 +163,21 @@ impl PostStore for SqliteStore {
     async fn insert_post(&self, post: &NewPostRecord) -> Result<Option<Post>> {
         let id = sql_id(post.id.get());
         let mut tx = self.write().await?;
+        if let Some(shared) = post.shared_id {
+            if !shareable(&mut tx, sql_id(shared.get()), sql_id(post.author.get())).await? {
+                return Ok(None);
+            }
+        }
         let inserted = sqlx::query(
-            "INSERT INTO posts (id, author_id, text, visibility, created_at) \
-             SELECT ?1, id, ?3, ?4, ?5 FROM accounts WHERE id = ?2 AND deleted_at IS NULL",
+            "INSERT INTO posts (id, author_id, text, visibility, created_at, shared_id) \
+             SELECT ?1, id, ?3, ?4, ?5, ?6 FROM accounts WHERE id = ?2 AND deleted_at IS NULL",
         )
         .bind(id)
         .bind(sql_id(post.author.get()))
         .bind(&post.content.text)
         .bind(post.content.visibility.as_str())
         .bind(post.created_at.as_millis())
+        .bind(post.shared_id.map(|s| sql_id(s.get())))
         .execute(&mut *tx)
         .await
         .map_err(db)?;

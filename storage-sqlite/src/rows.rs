@@ -9,10 +9,10 @@
 //! `[user_id, kind]` pairs aggregated by the query that reads the message.
 
 use kith_core::{
-    Account, AccountRecord, ContactInfo, Conversation, ConversationId, ConversationKind, Error,
-    FriendRequest, FriendRequestEntry, FriendRequestId, Member, MemberRole, Message, MessageId,
-    MessageReaction, Peer, Post, PostId, Profile, ReactionKind, Result, Session, SessionId,
-    Timestamp, User, UserId, Viewed, Visibility,
+    Account, AccountRecord, Comment, CommentId, ContactInfo, Conversation, ConversationId,
+    ConversationKind, Error, FriendRequest, FriendRequestEntry, FriendRequestId, Member,
+    MemberRole, Message, MessageId, MessageReaction, Peer, Post, PostId, Profile, Reaction,
+    ReactionKind, Result, Session, SessionId, Timestamp, User, UserId, Viewed, Visibility,
 };
 use time::{Date, Month};
 
@@ -463,6 +463,9 @@ pub(crate) struct PostRow {
     hashtags: String,
     /// A JSON array of the mentioned users' ids.
     mentions: String,
+    comments: i64,
+    shared_id: Option<i64>,
+    shares: i64,
     friends: bool,
     blocked: bool,
 }
@@ -497,10 +500,106 @@ impl TryFrom<PostRow> for Viewed<Post> {
                 created_at: Timestamp::from_millis(row.created_at),
                 edited_at: row.edited_at.map(Timestamp::from_millis),
                 position: raw_count(position),
+                comments: raw_count(row.comments),
+                shares: raw_count(row.shares),
+                shared_id: row.shared_id.map(|id| PostId::new(raw_id(id))),
+                original: None,
             },
             friends: row.friends,
             blocked: row.blocked,
         })
+    }
+}
+
+/// A user's card with the links between the viewer and them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ViewedCardRow {
+    #[sqlx(flatten)]
+    card: CardRow,
+    friends: bool,
+    blocked: bool,
+}
+
+impl From<ViewedCardRow> for Viewed<User> {
+    fn from(row: ViewedCardRow) -> Self {
+        Viewed {
+            value: row.card.into(),
+            friends: row.friends,
+            blocked: row.blocked,
+        }
+    }
+}
+
+/// A reaction with the reacting user's card and the links between the
+/// viewer and them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReactionRow {
+    #[sqlx(flatten)]
+    user: ViewedCardRow,
+    kind: String,
+}
+
+impl TryFrom<ReactionRow> for Viewed<Reaction> {
+    type Error = Error;
+
+    fn try_from(row: ReactionRow) -> Result<Self> {
+        let kind =
+            ReactionKind::parse(&row.kind).ok_or_else(|| corrupt("reaction kind", &row.kind))?;
+        let user = Viewed::from(row.user);
+        Ok(Viewed {
+            value: Reaction {
+                user: user.value,
+                kind,
+            },
+            friends: user.friends,
+            blocked: user.blocked,
+        })
+    }
+}
+
+/// A comment as selected by `crate::comments::COMMENT_COLUMNS`: the card
+/// columns are NULL when the author's account is deleted.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CommentRow {
+    id: i64,
+    post_id: i64,
+    parent_id: Option<i64>,
+    text: Option<String>,
+    created_at: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+    user_id: Option<i64>,
+    username: Option<String>,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    replies: i64,
+    friends: bool,
+    blocked: bool,
+}
+
+impl From<CommentRow> for Viewed<Comment> {
+    fn from(row: CommentRow) -> Self {
+        let author = row.user_id.zip(row.username).map(|(id, username)| User {
+            id: UserId::new(raw_id(id)),
+            username,
+            display_name: row.display_name,
+            avatar_url: row.avatar_url,
+        });
+        Viewed {
+            value: Comment {
+                id: CommentId::new(raw_id(row.id)),
+                post_id: PostId::new(raw_id(row.post_id)),
+                parent_id: row.parent_id.map(|id| CommentId::new(raw_id(id))),
+                author,
+                text: row.text,
+                created_at: Timestamp::from_millis(row.created_at),
+                edited_at: row.edited_at.map(Timestamp::from_millis),
+                deleted: row.deleted_at.is_some(),
+                replies: raw_count(row.replies),
+            },
+            friends: row.friends,
+            blocked: row.blocked,
+        }
     }
 }
 

@@ -137,6 +137,26 @@ impl Chat<'_> {
         Ok(updated)
     }
 
+    /// A message of a conversation the actor is a current member of.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the actor is not a member or the message does
+    /// not exist or is deleted.
+    pub async fn message(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        message: MessageId,
+    ) -> Result<Message> {
+        self.scene(actor, id).await?;
+        self.kith
+            .storage
+            .message(id, message)
+            .await?
+            .filter(|m| m.deleted_at.is_none())
+            .ok_or(Error::NotFound(Entity::Message))
+    }
+
     /// Who is told that the actor is typing in a conversation: its other
     /// members. Typing indicators are not stored; the transport relays them
     /// (and may coalesce or switch them off).

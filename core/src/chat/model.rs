@@ -102,53 +102,7 @@ pub struct Member {
     pub last_read_seq: u64,
 }
 
-/// The kinds of reaction, shared by messages, posts and comments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ReactionKind {
-    /// 👍
-    Like,
-    /// ❤️
-    Love,
-    /// 😆
-    Haha,
-    /// 😮
-    Wow,
-    /// 😢
-    Sad,
-    /// 😠
-    Angry,
-}
-
-impl ReactionKind {
-    /// Every kind, in display order.
-    pub const ALL: [ReactionKind; 6] = [
-        ReactionKind::Like,
-        ReactionKind::Love,
-        ReactionKind::Haha,
-        ReactionKind::Wow,
-        ReactionKind::Sad,
-        ReactionKind::Angry,
-    ];
-
-    /// The stable lowercase name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReactionKind::Like => "like",
-            ReactionKind::Love => "love",
-            ReactionKind::Haha => "haha",
-            ReactionKind::Wow => "wow",
-            ReactionKind::Sad => "sad",
-            ReactionKind::Angry => "angry",
-        }
-    }
-
-    /// Parses [`Self::as_str`]'s output.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
+pub use crate::reactions::ReactionKind;
 
 /// One user's reaction to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

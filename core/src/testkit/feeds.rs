@@ -215,6 +215,7 @@ pub async fn a_new_post_is_announced_to_its_audience(f: Fixture) {
         let new = crate::NewPost {
             text: text.into(),
             visibility,
+            shared_id: None,
         };
         let kith = f.kith.clone();
         async move { kith.posts().create(alice.id, new).await }

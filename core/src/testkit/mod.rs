@@ -26,6 +26,7 @@ pub mod blocks;
 pub mod chat;
 pub mod chat_groups;
 pub mod chat_messages;
+pub mod comments;
 pub mod feeds;
 pub mod follows;
 pub mod graph;
@@ -35,6 +36,8 @@ pub mod model;
 pub mod nodes;
 pub mod posts;
 pub mod profiles;
+pub mod reactions;
+pub mod shares;
 pub mod writers;
 
 use std::future::Future;
@@ -716,6 +719,29 @@ macro_rules! __conformance_cases {
                 lists_page_newest_first_while_posts_arrive,
                 concurrent_posts_get_distinct_positions,
                 lists_reject_bad_input,
+            }
+            comments {
+                comments_and_replies_form_counted_threads,
+                comments_refuse_bad_text_and_parents,
+                comments_are_edited_by_their_author_and_deleted_by_either_author,
+                a_deleted_comment_with_replies_stays_as_a_tombstone,
+                comments_follow_visibility_and_blocks_for_every_role,
+                a_deleted_accounts_comments_disappear,
+                threads_page_and_refuse_bad_input,
+            }
+            shares {
+                a_share_points_to_the_original_and_counts,
+                a_share_is_never_wider_than_the_original,
+                only_what_one_may_see_can_be_shared,
+                the_original_is_shown_only_to_those_who_may_see_it,
+                shares_are_reacted_to_and_commented_on,
+            }
+            reactions {
+                post_reactions_are_set_replaced_and_removed,
+                message_reactions_go_through_chat,
+                post_reactions_follow_visibility_for_every_role,
+                blocked_and_deleted_reactors_are_hidden,
+                reactions_to_missing_posts_and_bad_pages_are_refused,
             }
             chat_messages {
                 every_version_has_one_change_log_entry,

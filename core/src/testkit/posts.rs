@@ -18,6 +18,7 @@ pub(crate) async fn post(f: &Fixture, author: UserId, text: &str, visibility: Vi
     let new = NewPost {
         text: text.into(),
         visibility,
+        shared_id: None,
     };
     let post = f.kith.posts().create(author, new).await.unwrap();
     f.take_events();
@@ -111,6 +112,7 @@ pub async fn create_rejects_bad_texts_and_stores_nothing(f: Fixture) {
         let new = NewPost {
             text: text.into(),
             visibility: Visibility::Public,
+            shared_id: None,
         };
         let created = f.kith.posts().create(alice.id, new).await;
         f.refuses(created, Invalid("text"));
@@ -122,6 +124,7 @@ pub async fn create_rejects_bad_texts_and_stores_nothing(f: Fixture) {
     let new = NewPost {
         text: "hi".into(),
         visibility: Visibility::Public,
+        shared_id: None,
     };
     f.refuses(f.kith.posts().create(unknown, new).await, NO_USER);
 }
@@ -229,17 +232,20 @@ pub async fn delete_removes_the_post_from_every_read(f: Fixture) {
     assert_eq!(refusal(posts.delete(alice.id, gone.id).await), NO_POST);
 }
 
-/// The roles every read of posts is checked for, towards `owner`'s posts.
-struct Cast {
-    owner: Account,
-    friend: Account,
-    follower: Account,
-    stranger: Account,
-    blocker: Account,
-    blocked: Account,
+/// The roles every read of posts, comments and reactions is checked for,
+/// towards `owner`'s: friend, follower, stranger, and (once
+/// [`Cast::block`]ed) a user who blocks the owner and one the owner blocks.
+pub(crate) struct Cast {
+    pub owner: Account,
+    pub friend: Account,
+    pub follower: Account,
+    pub stranger: Account,
+    pub blocker: Account,
+    pub blocked: Account,
 }
 
-async fn cast(f: &Fixture) -> Cast {
+/// Registers the [`Cast`], befriends and follows; blocks come later.
+pub(crate) async fn cast(f: &Fixture) -> Cast {
     let [owner, friend, follower, stranger, blocker, blocked] = f
         .users([
             "owner", "friend", "follower", "stranger", "blocker", "blocked",
@@ -247,8 +253,6 @@ async fn cast(f: &Fixture) -> Cast {
         .await;
     f.befriend(owner.id, friend.id).await;
     f.follow(follower.id, owner.id).await;
-    block(f, blocker.id, owner.id).await;
-    block(f, owner.id, blocked.id).await;
     Cast {
         owner,
         friend,
@@ -259,11 +263,20 @@ async fn cast(f: &Fixture) -> Cast {
     }
 }
 
+impl Cast {
+    /// The blocker blocks the owner, and the owner the blocked user.
+    pub(crate) async fn block(&self, f: &Fixture) {
+        block(f, self.blocker.id, self.owner.id).await;
+        block(f, self.owner.id, self.blocked.id).await;
+    }
+}
+
 /// Each viewer sees exactly what the visibility admits on every read:
 /// one post, several, the timeline and the hashtag list. A follower sees
 /// what a stranger sees; a block hides everything both ways.
 pub async fn every_read_follows_visibility_for_every_role(f: Fixture) {
     let c = cast(&f).await;
+    c.block(&f).await;
     let public = post(&f, c.owner.id, "#all public", Visibility::Public).await;
     let friends = post(&f, c.owner.id, "#all friends", Visibility::Friends).await;
     let private = post(&f, c.owner.id, "#all private", Visibility::Private).await;
@@ -371,6 +384,7 @@ pub async fn concurrent_posts_get_distinct_positions(f: Fixture) {
         let new = NewPost {
             text: format!("#busy {i}"),
             visibility: Visibility::Public,
+            shared_id: None,
         };
         posts.create(alice.id, new)
     });

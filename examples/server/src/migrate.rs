@@ -69,8 +69,11 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// `node_leases`, `presence`, `presence_nodes`, `send_buckets` and
 /// `write_buckets` are not among them: leases and presence belong to the
 /// servers running on a database, and rate-limit buckets refill (within
-/// seconds for sends, within the hour for other writes).
-pub const TABLES: [&str; 15] = [
+/// seconds for sends, within the hour for other writes). Nor is
+/// `post_positions`, the one-row counter of post positions, which is set
+/// to the source's value rather than copied (the target's migration made
+/// the row).
+pub const TABLES: [&str; 18] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -86,6 +89,9 @@ pub const TABLES: [&str; 15] = [
     "posts",
     "post_hashtags",
     "post_mentions",
+    "post_reactions",
+    "comments",
+    "comment_reactions",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -246,6 +252,15 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             conversation_changes(&mut snapshot, &mut tx, batch).await?,
         ));
         tables.push(("posts", posts(&mut snapshot, &mut tx, batch).await?));
+        let last: i64 = sqlx::query_scalar("SELECT last FROM post_positions WHERE id = 1")
+            .fetch_one(&mut *snapshot)
+            .await
+            .map_err(MigrateError::Source)?;
+        sqlx::query("UPDATE post_positions SET last = $1 WHERE id = 1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(MigrateError::Target)?;
         tables.push((
             "post_hashtags",
             post_hashtags(&mut snapshot, &mut tx, batch).await?,
@@ -254,7 +269,15 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             "post_mentions",
             post_mentions(&mut snapshot, &mut tx, batch).await?,
         ));
-        copy_post_positions(&mut snapshot, &mut tx).await?;
+        tables.push((
+            "post_reactions",
+            post_reactions(&mut snapshot, &mut tx, batch).await?,
+        ));
+        tables.push(("comments", comments(&mut snapshot, &mut tx, batch).await?));
+        tables.push((
+            "comment_reactions",
+            comment_reactions(&mut snapshot, &mut tx, batch).await?,
+        ));
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
     }
@@ -596,6 +619,7 @@ copy_table!(posts, "posts", order by "id", {
     created_at: i64 => "bigint",
     edited_at: Option<i64> => "bigint",
     position: Option<i64> => "bigint",
+    shared_id: Option<i64> => "bigint",
 });
 
 copy_table!(post_hashtags, "post_hashtags", order by "post_id, tag", {
@@ -609,27 +633,29 @@ copy_table!(post_mentions, "post_mentions", order by "post_id, user_id", {
     user_id: i64 => "bigint",
 });
 
-/// Sets the target's post position counter (one row, made by its
-/// migration) to the source's, so that new posts come after the copied ones.
-async fn copy_post_positions(
-    src: &mut SqliteConnection,
-    dst: &mut PgConnection,
-) -> Result<(), MigrateError> {
-    let fail = |source| MigrateError::Copy {
-        table: "post_positions",
-        source,
-    };
-    let last: i64 = sqlx::query_scalar("SELECT last FROM post_positions WHERE id = 1")
-        .fetch_one(&mut *src)
-        .await
-        .map_err(fail)?;
-    sqlx::query("UPDATE post_positions SET last = $1 WHERE id = 1")
-        .bind(last)
-        .execute(&mut *dst)
-        .await
-        .map_err(fail)?;
-    Ok(())
-}
+copy_table!(post_reactions, "post_reactions", order by "post_id, user_id", {
+    post_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+    kind: String => "text",
+});
+
+// In id order: a reply's parent is an older comment, as for messages.
+copy_table!(comments, "comments", order by "id", {
+    id: i64 => "bigint",
+    post_id: i64 => "bigint",
+    parent_id: Option<i64> => "bigint",
+    author_id: i64 => "bigint",
+    text: Option<String> => "text",
+    created_at: i64 => "bigint",
+    edited_at: Option<i64> => "bigint",
+    deleted_at: Option<i64> => "bigint",
+});
+
+copy_table!(comment_reactions, "comment_reactions", order by "comment_id, user_id", {
+    comment_id: i64 => "bigint",
+    user_id: i64 => "bigint",
+    kind: String => "text",
+});
 
 #[cfg(test)]
 mod tests {
@@ -649,7 +675,8 @@ mod tests {
         // 3 adds `node_leases`, 5 `send_buckets`, 6 `presence` and 9
         // `write_buckets`, which are not copied: leases and presence belong
         // to the servers running on a database, and buckets refill. 7 adds
-        // the posts (copied, the position counter set), 10 an index.
+        // posts, comments and their reactions, copied, and the counter of
+        // post positions, set; 10 an index.
         assert_eq!(
             sqlite,
             [1, 2, 3, 4, 5, 6, 7, 9, 10],

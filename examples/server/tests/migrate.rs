@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use kith_core::{
     ChangePassword, ConversationId, History, Kith, MemberRole, Message, NewAccount, NewGroup,
-    NewMessage, NewPost, Page, PostPatch, ProfilePatch, ReactionKind, UserId, Visibility,
+    NewMessage, NewPost, Page, Post, PostId, ProfilePatch, ReactionKind, ReactionTarget, UserId,
+    Visibility,
 };
 use kith_core::{Config, ContactInfo, Date};
 use kith_postgres::PgStore;
@@ -48,6 +49,8 @@ struct World {
     group: ConversationId,
     /// Every message sent.
     messages: Vec<Message>,
+    /// Every post (a share among them).
+    posts: Vec<PostId>,
 }
 
 impl World {
@@ -267,46 +270,39 @@ async fn build_world(kith: &Kith) -> World {
     let other = chat.open_direct(carol, dave).await.unwrap().id;
     let c1 = send(kith, carol, other, "c1", "Hello Dave", None).await;
 
-    // Posts: every visibility, hashtags and mentions, an edit, a deletion,
-    // one by frank (gone with him).
+    // Posts: a hashtag and a mention, a friends-only one, a share, a
+    // comment with a reply, reactions to a post and to a comment; frank's
+    // post goes with his account below.
     let posts = kith.posts();
-    let new_post = |text: &str, visibility| NewPost {
+    let new = |text: &str, visibility, shared_id| NewPost {
         text: text.into(),
         visibility,
+        shared_id,
     };
-    posts
-        .create(
-            alice,
-            new_post("At the #wall with @bob", Visibility::Public),
-        )
+    let public = Visibility::Public;
+    let hello = posts.create(alice, new("Hello #kith @bob", public, None));
+    let hello = hello.await.unwrap().id;
+    let among = new("Friends only #kith", Visibility::Friends, None);
+    let among = posts.create(bob, among).await.unwrap().id;
+    let shared = posts.create(carol, new("", public, Some(hello)));
+    let shared = shared.await.unwrap().id;
+    let gone = posts.create(frank, new("#kith from frank", public, None));
+    let gone = gone.await.unwrap().id;
+    let comments = kith.comments();
+    let hi = comments.create(bob, hello, None, "Hi!").await.unwrap().id;
+    comments
+        .create(alice, hello, Some(hi), "Hey")
         .await
         .unwrap();
-    let p2 = posts
-        .create(bob, new_post("Friends only #climbing", Visibility::Friends))
+    let reactions = kith.reactions();
+    let on_hello = ReactionTarget::Post { post_id: hello };
+    let on_hi = ReactionTarget::Comment { comment_id: hi };
+    reactions
+        .set(bob, on_hello, Some(ReactionKind::Love))
         .await
         .unwrap();
-    posts
-        .edit(
-            bob,
-            p2.id,
-            PostPatch {
-                text: Some("Friends only #Climbing #ropes @alice".into()),
-                visibility: None,
-            },
-        )
-        .await
-        .unwrap();
-    posts
-        .create(carol, new_post("Just for me", Visibility::Private))
-        .await
-        .unwrap();
-    let p4 = posts
-        .create(erin, new_post("Soon gone", Visibility::Public))
-        .await
-        .unwrap();
-    posts.delete(erin, p4.id).await.unwrap();
-    posts
-        .create(frank, new_post("#wall bye", Visibility::Public))
+    reactions
+        .set(alice, on_hi, Some(ReactionKind::Like))
         .await
         .unwrap();
 
@@ -324,6 +320,7 @@ async fn build_world(kith: &Kith) -> World {
         direct,
         group,
         messages: vec![a1, b1, a2, b2, g1, g2, g3, g4, g5, c1],
+        posts: vec![hello, among, shared, gone],
     }
 }
 
@@ -375,7 +372,7 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
             "{actor} home: {:?}",
             kith.posts().home(a, &first).await
         ));
-        for tag in ["wall", "climbing", "ropes"] {
+        for tag in ["kith", "climbing"] {
             out.push(format!(
                 "{actor} #{tag}: {:?}",
                 kith.posts().hashtag(Some(a), tag, &first).await
@@ -475,7 +472,43 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
             accounts.authenticate(token).await
         ));
     }
+    observe_posts(kith, world, &mut out).await;
     out
+}
+
+/// What every viewer (anonymous too) sees of the posts, their comments and
+/// reactions, and of every timeline and the hashtag.
+async fn observe_posts(kith: &Kith, world: &World, out: &mut Vec<String>) {
+    let posts = kith.posts();
+    let first = Page::first();
+    let mut viewers: Vec<(Option<UserId>, &str)> = vec![(None, "anonymous")];
+    viewers.extend(
+        world
+            .users
+            .iter()
+            .map(|(id, name, _)| (Some(*id), name.as_str())),
+    );
+    for (viewer, label) in viewers {
+        for (user, name, _) in &world.users {
+            let timeline = posts.timeline(viewer, *user, &first).await;
+            out.push(format!("{label} timeline of {name}: {timeline:?}"));
+        }
+        let tagged = posts.hashtag(viewer, "kith", &first).await;
+        out.push(format!("{label} #kith: {tagged:?}"));
+        for id in &world.posts {
+            out.push(format!(
+                "{label} post {id}: {:?}",
+                posts.get(viewer, *id).await
+            ));
+            let thread = kith.comments().thread(viewer, *id, None, &first).await;
+            out.push(format!("{label} comments of {id}: {thread:?}"));
+            let target = ReactionTarget::Post { post_id: *id };
+            let summary = kith.reactions().summary(viewer, target).await;
+            out.push(format!("{label} reactions of {id}: {summary:?}"));
+            let who = kith.reactions().who(viewer, target, None, &first).await;
+            out.push(format!("{label} who reacted to {id}: {who:?}"));
+        }
+    }
 }
 
 /// Fails on the first line that differs, naming it.
@@ -670,6 +703,18 @@ async fn a_sqlite_deployment_moves_to_postgres_and_goes_on_there() {
     assert!(pg.graph().send_friend_request(alice, bob).await.is_err()); // already friends
     let list = pg.chat().conversations(bob, &Page::first()).await.unwrap();
     assert_eq!(list.items[0].conversation.id, world.group);
+    // A new post takes the next position after the copied ones.
+    let newest: Vec<Post> = pg.posts().get_many(None, &world.posts).await.unwrap();
+    let last = newest.iter().map(|p| p.position).max().unwrap();
+    let post = NewPost {
+        text: "After the move #kith".into(),
+        visibility: Visibility::Public,
+        shared_id: None,
+    };
+    let moved = pg.posts().create(alice, post).await.unwrap();
+    assert!(moved.position > last);
+    let tagged = pg.posts().hashtag(None, "kith", &Page::first()).await;
+    assert_eq!(tagged.unwrap().items[0].id, moved.id);
     sqlite_store.close().await;
     pg_store.close().await;
 }

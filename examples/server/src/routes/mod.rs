@@ -10,8 +10,11 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod chat;
+pub mod comments;
 pub mod graph;
 pub mod ops;
+pub mod posts;
+pub mod reactions;
 pub mod users;
 
 /// Every REST route, relative to `/api/v1`.
@@ -21,6 +24,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(graph::router())
         .merge(chat::router())
+        .merge(posts::router())
+        .merge(comments::router())
+        .merge(reactions::router())
 }
 
 /// `{"items": [...], "next_cursor": ...}` for lists that are not keyset
