@@ -143,6 +143,9 @@ pub enum Entity {
     Message,
     /// A member of a conversation.
     Member,
+    /// An uploaded media item (also an expired upload, or one the actor may
+    /// not see).
+    Media,
 }
 
 impl fmt::Display for Entity {
@@ -155,6 +158,7 @@ impl fmt::Display for Entity {
             Entity::Conversation => "conversation",
             Entity::Message => "message",
             Entity::Member => "member",
+            Entity::Media => "media",
         })
     }
 }
@@ -177,6 +181,8 @@ pub enum Denied {
     DirectConversation,
     /// The other user does not accept messages from the actor.
     Unreachable,
+    /// Only the user who uploaded a media item may attach it.
+    NotOwner,
 }
 
 impl fmt::Display for Denied {
@@ -189,6 +195,7 @@ impl fmt::Display for Denied {
             Denied::NotAdmin => "only a group admin may do this",
             Denied::DirectConversation => "direct conversations cannot be changed this way",
             Denied::Unreachable => "this user cannot receive your messages",
+            Denied::NotOwner => "only the uploader may attach this media",
         })
     }
 }
@@ -215,6 +222,8 @@ pub enum Clash {
     NoFreeNode,
     /// This writer's node lease ended and another writer took the number.
     LeaseLost,
+    /// The media item is already attached (an upload is attached once).
+    MediaAttached,
 }
 
 impl fmt::Display for Clash {
@@ -228,6 +237,7 @@ impl fmt::Display for Clash {
             Clash::DirectExists => "the direct conversation already exists",
             Clash::NoFreeNode => "every node number is leased by another writer",
             Clash::LeaseLost => "the node lease ended and another writer took the number",
+            Clash::MediaAttached => "the media is already attached",
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
+use crate::media::{ByteStore, Media, MemoryBytes};
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::sequencer::{Listener, Sequencer};
 use crate::storage::Storage;
@@ -28,6 +29,10 @@ pub struct Config {
     pub max_group_members: usize,
     /// The longest message body in characters (default 4,000).
     pub max_message_chars: usize,
+    /// How long an upload may stay unattached before it expires and
+    /// [`Media::collect_garbage`](crate::Media::collect_garbage) removes it
+    /// (default 24 hours).
+    pub media_grace: std::time::Duration,
 }
 
 impl Default for Config {
@@ -37,6 +42,7 @@ impl Default for Config {
             send_rate: Some(SendRate::default()),
             max_group_members: 10_000,
             max_message_chars: 4_000,
+            media_grace: std::time::Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -44,7 +50,7 @@ impl Default for Config {
 /// The handle an application holds: cheap to clone, safe to share.
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
-/// [`Kith::chat`]. Every call
+/// [`Kith::chat`], [`Kith::media`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -58,6 +64,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub hasher: Arc<dyn PasswordHasher>,
+    pub bytes: Arc<dyn ByteStore>,
     pub config: Config,
     pub lanes: Arc<Lanes>,
     pub spawner: Option<Arc<dyn Spawner>>,
@@ -100,6 +107,7 @@ impl Kith {
             clock: None,
             ids: None,
             hasher: None,
+            bytes: None,
             spawner: None,
             broker: None,
             config: Config::default(),
@@ -119,6 +127,16 @@ impl Kith {
     /// Conversations, messages, reactions and read state.
     pub fn chat(&self) -> Chat<'_> {
         Chat { kith: &self.inner }
+    }
+
+    /// Uploads, attachments and who may see them.
+    pub fn media(&self) -> Media<'_> {
+        Media { kith: &self.inner }
+    }
+
+    /// The store of media bytes.
+    pub fn bytes(&self) -> &Arc<dyn ByteStore> {
+        &self.inner.bytes
     }
 
     /// The storage backend, for health checks and tools.
@@ -216,6 +234,7 @@ pub struct KithBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
+    bytes: Option<Arc<dyn ByteStore>>,
     spawner: Option<Arc<dyn Spawner>>,
     broker: Option<Arc<dyn Broker>>,
     config: Config,
@@ -243,6 +262,13 @@ impl KithBuilder {
     /// The password hasher.
     pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
         self.hasher = Some(hasher);
+        self
+    }
+
+    /// Where the bytes of media live (default: [`MemoryBytes`], which
+    /// keeps them in memory only).
+    pub fn bytes(mut self, bytes: Arc<dyn ByteStore>) -> Self {
+        self.bytes = Some(bytes);
         self
     }
 
@@ -290,6 +316,9 @@ impl KithBuilder {
             hasher: self
                 .hasher
                 .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
+            bytes: self
+                .bytes
+                .unwrap_or_else(|| Arc::new(MemoryBytes::default())),
             config: self.config,
             lanes: Arc::default(),
             spawner: self.spawner,

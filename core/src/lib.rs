@@ -9,7 +9,8 @@
 //! ## Layout
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
-//!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]) and [`Kith::chat`] ([`Chat`]).
+//!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]), [`Kith::chat`] ([`Chat`])
+//!   and [`Kith::media`] ([`Media`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`broker`]: how several nodes sharing one storage tell each other what
@@ -51,6 +52,7 @@ pub mod events;
 pub mod graph;
 pub mod ids;
 mod kith;
+pub mod media;
 pub mod model;
 pub mod node;
 pub mod page;
@@ -76,17 +78,20 @@ pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::{Graph, PRESENCE_TTL};
 pub use ids::{
-    ConversationId, FriendRequestId, IdGenerator, MessageId, SessionId, TimeOrderedIds, UserId,
-    NODES,
+    ConversationId, FriendRequestId, IdGenerator, MediaId, MessageId, SessionId, TimeOrderedIds,
+    UserId, NODES,
 };
 pub use kith::{Config, Kith, KithBuilder, Spawner};
+pub use media::{
+    Attachment, ByteStore, Media, MediaItem, MediaKind, MemoryBytes, NewMedia, Variant,
+};
 pub use model::*;
 pub use node::NodeLease;
 pub use page::{Page, Paged};
 pub use password::{Argon2Hasher, PasswordHasher};
 pub use storage::{
-    AccountStore, Appended, ChatStore, Followed, GraphStore, NewMessageRecord, NodeStore, Removed,
-    RequestDirection, Requested, SeqRange, Storage, Updated,
+    AccountStore, Appended, ChatStore, Followed, GraphStore, MediaStore, NewMessageRecord,
+    NodeStore, Removed, RequestDirection, Requested, SeqRange, Storage, Updated,
 };
 
 /// Re-exported so that callers can build dates for [`Profile::birth_date`].

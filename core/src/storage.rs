@@ -24,7 +24,8 @@ use crate::chat::{
 };
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::ids::{ConversationId, MessageId, SessionId, UserId};
+use crate::ids::{ConversationId, MediaId, MessageId, SessionId, UserId};
+use crate::media::{Attachment, MediaItem};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
 };
@@ -604,10 +605,44 @@ pub trait NodeStore: Send + Sync {
     async fn expire_presence(&self, now: Timestamp) -> Result<Vec<UserId>>;
 }
 
+/// The records of uploaded media (their bytes live in a
+/// [`ByteStore`](crate::ByteStore)).
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores a new media item as given.
+    async fn insert_media(&self, item: &MediaItem) -> Result<()>;
+
+    /// A media item by id, expired or not.
+    async fn media(&self, id: MediaId) -> Result<Option<MediaItem>>;
+
+    /// Atomically attaches the item `id` to `attachment`, checking inside
+    /// the writing transaction that it belongs to `owner`, is unattached and
+    /// expires after `now`; then its `expires_at` is cleared. With a
+    /// [single](Attachment::is_single) attachment, the item attached there
+    /// before (same owner, same attachment) is released in the same
+    /// transaction: unattached again, expiring at `now`. Returns whether it
+    /// attached; `false`, with nothing changed, if a check failed.
+    async fn attach_media(
+        &self,
+        id: MediaId,
+        owner: UserId,
+        attachment: Attachment,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Up to `limit` items that expire at or before `now`, oldest expiry
+    /// first (then by id).
+    async fn expired_media(&self, now: Timestamp, limit: u32) -> Result<Vec<MediaItem>>;
+
+    /// Deletes the item `id` if it still expires at or before `now`;
+    /// `false` if it does not (or there is none).
+    async fn delete_media(&self, id: MediaId, now: Timestamp) -> Result<bool>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
-    AccountStore + GraphStore + ChatStore + NodeStore + Send + Sync + 'static
+    AccountStore + GraphStore + ChatStore + NodeStore + MediaStore + Send + Sync + 'static
 {
     /// Checks that the backend can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;

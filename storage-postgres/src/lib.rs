@@ -152,6 +152,7 @@ mod accounts;
 pub mod broker;
 mod chat;
 mod graph;
+mod media;
 mod nodes;
 mod rows;
 

@@ -186,6 +186,7 @@ mod accounts;
 mod append;
 mod chat;
 mod graph;
+mod media;
 mod nodes;
 mod rows;
 
