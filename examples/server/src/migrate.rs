@@ -69,7 +69,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// `node_leases`, `presence`, `presence_nodes` and `send_buckets` are not
 /// among them: leases and presence belong to the servers running on a
 /// database, and send-rate buckets refill within seconds.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -82,6 +82,7 @@ pub const TABLES: [&str; 12] = [
     "messages",
     "message_reactions",
     "conversation_changes",
+    "media",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -241,6 +242,7 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             "conversation_changes",
             conversation_changes(&mut snapshot, &mut tx, batch).await?,
         ));
+        tables.push(("media", media(&mut snapshot, &mut tx, batch).await?));
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
     }
@@ -574,6 +576,21 @@ copy_table!(conversation_changes, "conversation_changes", order by "conversation
     subject: Option<i64> => "bigint",
 });
 
+copy_table!(media, "media", order by "id", {
+    id: i64 => "bigint",
+    owner: i64 => "bigint",
+    kind: String => "text",
+    content_type: String => "text",
+    byte_size: i64 => "bigint",
+    width: i64 => "bigint",
+    height: i64 => "bigint",
+    variants: String => "text",
+    created_at: i64 => "bigint",
+    attached_kind: Option<String> => "text",
+    attached_to: Option<i64> => "bigint",
+    expires_at: Option<i64> => "bigint",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,15 +608,16 @@ mod tests {
         let postgres: Vec<i64> = POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect();
         // 3 adds `node_leases`, 5 `send_buckets` and 6 `presence`, which are
         // not copied: leases and presence belong to the servers running on
-        // a database, and send-rate buckets refill within seconds.
+        // a database, and send-rate buckets refill within seconds. 8 adds
+        // `media` (the records; the bytes stay in the media store).
         assert_eq!(
             sqlite,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 8],
             "kith-sqlite has a new migration"
         );
         assert_eq!(
             postgres,
-            [1, 2, 3, 4, 5, 6],
+            [1, 2, 3, 4, 5, 6, 8],
             "kith-postgres has a new migration"
         );
     }

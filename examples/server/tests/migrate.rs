@@ -10,11 +10,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use kith_core::{Attachment, Config, ContactInfo, Date, MediaId, MediaKind, NewMedia, Variant};
 use kith_core::{
     ChangePassword, ConversationId, History, Kith, MemberRole, Message, NewAccount, NewGroup,
     NewMessage, Page, ProfilePatch, ReactionKind, UserId, Visibility,
 };
-use kith_core::{Config, ContactInfo, Date};
 use kith_postgres::PgStore;
 use kith_server::migrate::{migrate_data, MigrateError, TABLES};
 use kith_sqlite::SqliteStore;
@@ -48,6 +48,8 @@ struct World {
     group: ConversationId,
     /// Every message sent.
     messages: Vec<Message>,
+    /// Every upload: alice's avatar, then one never attached.
+    media: Vec<MediaId>,
 }
 
 impl World {
@@ -267,6 +269,30 @@ async fn build_world(kith: &Kith) -> World {
     let other = chat.open_direct(carol, dave).await.unwrap().id;
     let c1 = send(kith, carol, other, "c1", "Hello Dave", None).await;
 
+    // alice's avatar, and an upload she never attached.
+    let mut media = Vec::new();
+    for name in ["avatar", "draft"] {
+        let upload = kith
+            .media()
+            .upload(
+                alice,
+                NewMedia {
+                    kind: MediaKind::Image,
+                    content_type: "image/png".into(),
+                    width: 2,
+                    height: 1,
+                    variants: vec![(Variant::Original, name.as_bytes().to_vec())],
+                },
+            )
+            .await
+            .unwrap();
+        media.push(upload.id);
+    }
+    kith.media()
+        .attach(alice, media[0], Attachment::Avatar)
+        .await
+        .unwrap();
+
     // frank goes away: a tombstone whose messages and membership stay.
     accounts
         .delete_account(frank, Some(PASSWORD))
@@ -281,6 +307,7 @@ async fn build_world(kith: &Kith) -> World {
         direct,
         group,
         messages: vec![a1, b1, a2, b2, g1, g2, g3, g4, g5, c1],
+        media,
     }
 }
 
@@ -411,6 +438,9 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
                 kith.storage().change_log(c, 0, 500).await
             ));
         }
+    }
+    for id in &world.media {
+        out.push(format!("media {id}: {:?}", kith.storage().media(*id).await));
     }
     for (i, token) in world.tokens.iter().enumerate() {
         out.push(format!(

@@ -11,16 +11,19 @@ use crate::state::AppState;
 pub mod auth;
 pub mod chat;
 pub mod graph;
+pub mod media;
 pub mod ops;
 pub mod users;
 
-/// Every REST route, relative to `/api/v1`.
+/// Every REST route, relative to `/api/v1`, but the upload
+/// ([`media::uploads`]), which has limits of its own.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(graph::router())
         .merge(chat::router())
+        .merge(media::router())
 }
 
 /// `{"items": [...], "next_cursor": ...}` for lists that are not keyset
