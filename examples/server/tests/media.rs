@@ -3,6 +3,8 @@
 //! thumbnails), refusals that store nothing, caching headers, signed URLs,
 //! avatars and covers, and the removal of uploads never attached.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::Cursor;
@@ -326,7 +328,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
     let wide = image_bytes(9000, 1, ImageFormat::Png);
     let text = b"just some text, honest".to_vec();
     let pdf = b"%PDF-1.4\n%...".to_vec();
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str, &str)> = vec![
+    let cases = [
         (
             "empty.png",
             Vec::new(),
