@@ -68,7 +68,8 @@ pub trait AccountStore: Send + Sync {
     /// tombstone (its id stays reserved; username and email are freed for new
     /// accounts; password and profile are erased), its sessions are deleted,
     /// and every friend request, friendship, follow, block and mute involving
-    /// it, in either direction, is removed. Returns the ids of the users who
+    /// it, in either direction, is removed; its media is released
+    /// (unattached, expiring at `at`, for the garbage collection). Returns the ids of the users who
     /// were its friends. Unknown or already deleted ids change nothing and
     /// return an empty list.
     async fn delete_account(&self, id: UserId, at: Timestamp) -> Result<Vec<UserId>>;

@@ -20,6 +20,7 @@ CREATE TABLE media (
     CHECK ((attached_kind IS NULL) = (attached_to IS NULL)),
     CHECK ((attached_kind IS NULL) = (expires_at IS NOT NULL))
 );
+CREATE INDEX media_owner ON media (owner);
 CREATE INDEX media_expires ON media (expires_at, id) WHERE expires_at IS NOT NULL;
 CREATE INDEX media_attached ON media (attached_kind, attached_to)
     WHERE attached_kind IS NOT NULL;

@@ -173,7 +173,8 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (8, true)
         ]
     );
     let tables: Vec<String> = sqlx::query_scalar(
@@ -194,6 +195,7 @@ async fn migrations_apply_once_and_reopening_is_idempotent() {
             "follows",
             "friend_requests",
             "friendships",
+            "media",
             "message_reactions",
             "messages",
             "mutes",

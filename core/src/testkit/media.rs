@@ -399,3 +399,29 @@ pub async fn concurrent_attaches_leave_one_attachment(f: Fixture) {
     }
     assert_eq!(avatars, 1);
 }
+
+/// Deleting an account releases its media, attached or not: nobody sees it
+/// any more and the garbage collection removes it, bytes included.
+pub async fn deleting_an_account_releases_its_media(f: Fixture) {
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let media = f.kith.media();
+    let avatar = upload(&f, alice.id).await;
+    media
+        .attach(alice.id, avatar.id, Attachment::Avatar)
+        .await
+        .unwrap();
+    let draft = upload(&f, alice.id).await;
+    let kept = upload(&f, bob.id).await;
+    f.delete(&alice).await;
+    let now = crate::Clock::now(f.clock.as_ref());
+    for id in [avatar.id, draft.id] {
+        let stored = f.kith.storage().media(id).await.unwrap().unwrap();
+        assert_eq!((stored.attachment, stored.expires_at), (None, Some(now)));
+        f.refuses(media.get(None, id).await, NO_MEDIA);
+        f.refuses(media.find(id).await, NO_MEDIA);
+    }
+    assert_eq!(media.collect_garbage().await.unwrap(), 2);
+    assert!(stored_variants(&f, avatar.id).await.is_empty());
+    assert!(stored_variants(&f, draft.id).await.is_empty());
+    assert_eq!(media.get(Some(bob.id), kept.id).await.unwrap(), kept);
+}

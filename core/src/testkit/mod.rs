@@ -729,6 +729,7 @@ macro_rules! __conformance_cases {
                 a_new_avatar_releases_the_previous_one,
                 unattached_uploads_expire_after_the_grace_period,
                 concurrent_attaches_leave_one_attachment,
+                deleting_an_account_releases_its_media,
             }
         }
     };
