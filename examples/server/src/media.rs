@@ -12,9 +12,11 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use kith_core::{ByteStore, MediaId, MediaKind, NewMedia, Variant};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, PutPayload};
 use sha2::Sha256;
 
@@ -35,13 +37,26 @@ pub struct ObjectBytes(Arc<dyn ObjectStore>);
 
 impl ObjectBytes {
     /// The byte store `--media-dir` names: `:memory:` keeps the bytes in
-    /// memory (tests); anything else is a directory, created if missing.
+    /// memory (tests); `s3://<bucket>/<prefix>` is an S3-compatible bucket
+    /// (credentials, region and endpoint from the `AWS_*` environment
+    /// variables, such as `AWS_ACCESS_KEY_ID`, `AWS_REGION`,
+    /// `AWS_ENDPOINT`), the keys under `<prefix>`; anything else is a
+    /// directory, created if missing.
     ///
     /// # Errors
-    /// The directory cannot be created or opened.
+    /// The directory cannot be created or opened; the S3 settings are
+    /// incomplete.
     pub fn open(dir: &str) -> Result<Self, object_store::Error> {
         if dir == ":memory:" {
             return Ok(Self(Arc::new(InMemory::new())));
+        }
+        if let Some(rest) = dir.strip_prefix("s3://") {
+            let bucket = AmazonS3Builder::from_env().with_url(dir).build()?;
+            let prefix = rest.split_once('/').map_or("", |(_, prefix)| prefix);
+            return Ok(Self(Arc::new(PrefixStore::new(
+                bucket,
+                ObjectPath::parse(prefix)?,
+            ))));
         }
         std::fs::create_dir_all(Path::new(dir)).map_err(|e| object_store::Error::Generic {
             store: "LocalFileSystem",
@@ -247,6 +262,29 @@ impl UrlSigner {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn byte_stores_by_setting() {
+        let memory = ObjectBytes::open(":memory:").unwrap();
+        memory
+            .put("media/1/original", b"abc".to_vec())
+            .await
+            .unwrap();
+        let got = memory.get("media/1/original").await.unwrap();
+        assert_eq!(got.as_deref(), Some(&b"abc"[..]));
+        memory.delete("media/1/original").await.unwrap();
+        memory.delete("media/1/original").await.unwrap();
+        assert_eq!(memory.get("media/1/original").await.unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        let local = ObjectBytes::open(nested.to_str().unwrap()).unwrap();
+        local.put("media/2/thumbnail", b"x".to_vec()).await.unwrap();
+        assert!(nested.join("media/2/thumbnail").is_file());
+        // A bucket is configured without being reached; a URL without one
+        // is refused.
+        assert!(ObjectBytes::open("s3://kith-media/node-a/uploads").is_ok());
+        assert!(ObjectBytes::open("s3://").is_err());
+    }
 
     #[test]
     fn signatures_check_every_part() {

@@ -126,7 +126,10 @@ pub struct Settings {
     /// URLs). Without it, `http://` and the request's `Host` header.
     #[arg(long, env = "KITH_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Where uploaded media is stored: a directory (created if missing), or
+    /// Where uploaded media is stored: a directory (created if missing);
+    /// `s3://<bucket>/<prefix>` for an S3-compatible bucket, configured by
+    /// the `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`...); or
     /// `:memory:` to keep it in memory only. Several nodes must share it
     /// (see "Media" in docs/ARCHITECTURE.md).
     #[arg(long, env = "KITH_MEDIA_DIR", default_value = "kith-media")]
