@@ -637,3 +637,53 @@ async fn uploads_never_attached_are_removed_after_the_grace_period() {
     let url = kept["original_url"].as_str().unwrap();
     assert_eq!(fetch(&server, url).await.status(), 200);
 }
+
+/// Sends an upload of `body` over a raw connection, pausing `pause` after
+/// its first half, and returns the response's status line and body.
+async fn slow_upload(server: &TestServer, user: &User, body: &[u8], pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut form = b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\
+        Content-Type: image/png\r\n\r\n"
+        .to_vec();
+    form.extend_from_slice(body);
+    form.extend_from_slice(b"\r\n--x--\r\n");
+    let head = format!(
+        "POST /api/v1/media HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        server.addr,
+        user.token,
+        form.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = form.split_at(form.len() / 2);
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(pause).await;
+    // The server may have answered and closed already.
+    let _ = stream.write_all(rest).await;
+    let mut response = Vec::new();
+    within("the response", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The upload route has its own timeout: with `--media-timeout 1` a stalled
+/// upload is answered 408 in the API's error shape, while with
+/// `--request-timeout 1` (the JSON routes') an upload taking two seconds
+/// goes through.
+#[tokio::test]
+async fn uploads_have_their_own_timeout() {
+    let png = image_bytes(20, 20, ImageFormat::Png);
+    let strict = TestServer::with_flags(&["--media-timeout", "1"]).await;
+    let alice = strict.user("alice").await;
+    let response = slow_upload(&strict, &alice, &png, Duration::from_secs(3)).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains(r#""code":"timeout""#), "{response}");
+
+    let lenient = TestServer::with_flags(&["--request-timeout", "1"]).await;
+    let bob = lenient.user("bob").await;
+    let response = slow_upload(&lenient, &bob, &png, Duration::from_secs(2)).await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+}
