@@ -255,8 +255,30 @@ mod tests {
             "forwarded",
             "--tcp-nodelay",
             "false",
+            "--media-dir",
+            "s3://bucket/kith",
+            "--media-body-limit",
+            "5000",
+            "--media-timeout",
+            "9",
+            "--media-grace",
+            "7",
+            "--media-url-ttl",
+            "60",
+            "--media-secret",
+            "shared",
+            "--public-url",
+            "https://kith.example",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.media_dir, "s3://bucket/kith");
+        assert_eq!(s.media_body_limit, 5000);
+        assert_eq!(s.media_timeout_secs, 9);
+        assert_eq!(s.media_grace_secs, 7);
+        assert_eq!(s.media_url_ttl_secs, 60);
+        assert_eq!(s.media_secret.as_deref(), Some("shared"));
+        assert_eq!(s.public_url.as_deref(), Some("https://kith.example"));
+        assert_eq!(s.media_max_dimension, 8192);
         assert_eq!(s.request_timeout_secs, 3);
         assert_eq!(s.shutdown_grace_secs, 2);
         assert_eq!(s.cors_origins, ["http://a.example", "http://b.example"]);
