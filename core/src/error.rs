@@ -147,6 +147,9 @@ pub enum Entity {
     Post,
     /// A comment (also a deleted one, or one the actor may not see).
     Comment,
+    /// An uploaded media item (also an expired upload, or one the actor may
+    /// not see).
+    Media,
 }
 
 impl fmt::Display for Entity {
@@ -161,6 +164,7 @@ impl fmt::Display for Entity {
             Entity::Member => "member",
             Entity::Post => "post",
             Entity::Comment => "comment",
+            Entity::Media => "media",
         })
     }
 }
@@ -186,6 +190,8 @@ pub enum Denied {
     /// Only the author of a post or comment may change it (or, for
     /// deleting a comment, the author of its post).
     NotAuthor,
+    /// Only the user who uploaded a media item may attach it.
+    NotOwner,
 }
 
 impl fmt::Display for Denied {
@@ -199,6 +205,7 @@ impl fmt::Display for Denied {
             Denied::DirectConversation => "direct conversations cannot be changed this way",
             Denied::Unreachable => "this user cannot receive your messages",
             Denied::NotAuthor => "only the author may change this",
+            Denied::NotOwner => "only the uploader may attach this media",
         })
     }
 }
@@ -225,6 +232,8 @@ pub enum Clash {
     NoFreeNode,
     /// This writer's node lease ended and another writer took the number.
     LeaseLost,
+    /// The media item is already attached (an upload is attached once).
+    MediaAttached,
 }
 
 impl fmt::Display for Clash {
@@ -238,6 +247,7 @@ impl fmt::Display for Clash {
             Clash::DirectExists => "the direct conversation already exists",
             Clash::NoFreeNode => "every node number is leased by another writer",
             Clash::LeaseLost => "the node lease ended and another writer took the number",
+            Clash::MediaAttached => "the media is already attached",
         })
     }
 }

@@ -121,6 +121,10 @@ id_type!(
     ConversationId
 );
 id_type!(
+    /// Identifies an uploaded media item (an image and its variants).
+    MediaId
+);
+id_type!(
     /// Identifies a chat message.
     MessageId
 );

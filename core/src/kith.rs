@@ -12,6 +12,7 @@ use crate::comments::Comments;
 use crate::events::{Delivery, EventSink, NoopSink};
 use crate::graph::Graph;
 use crate::ids::{IdGenerator, TimeOrderedIds};
+use crate::media::{ByteStore, Media, MemoryBytes};
 use crate::password::{Argon2Hasher, PasswordHasher};
 use crate::posts::Posts;
 use crate::rate::{Rate, WriteKind, WriteRates};
@@ -37,6 +38,10 @@ pub struct Config {
     pub max_message_chars: usize,
     /// The longest post text in characters (default 5,000).
     pub max_post_chars: usize,
+    /// How long an upload may stay unattached before it expires and
+    /// [`Media::collect_garbage`](crate::Media::collect_garbage) removes it
+    /// (default 24 hours).
+    pub media_grace: std::time::Duration,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             max_group_members: 10_000,
             max_message_chars: 4_000,
             max_post_chars: 5_000,
+            media_grace: std::time::Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -56,7 +62,7 @@ impl Default for Config {
 ///
 /// Its API is grouped by area: [`Kith::accounts`], [`Kith::graph`],
 /// [`Kith::chat`], [`Kith::posts`], [`Kith::comments`],
-/// [`Kith::reactions`]. Every call
+/// [`Kith::reactions`], [`Kith::media`]. Every call
 /// takes the acting user's id; the application authenticates (possibly with
 /// [`Accounts::authenticate`]) and Kith authorises.
 #[derive(Clone)]
@@ -70,6 +76,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub hasher: Arc<dyn PasswordHasher>,
+    pub bytes: Arc<dyn ByteStore>,
     pub config: Config,
     pub lanes: Arc<Lanes>,
     pub spawner: Option<Arc<dyn Spawner>>,
@@ -129,6 +136,7 @@ impl Kith {
             clock: None,
             ids: None,
             hasher: None,
+            bytes: None,
             spawner: None,
             broker: None,
             config: Config::default(),
@@ -163,6 +171,16 @@ impl Kith {
     /// Reactions to posts, comments and chat messages, one API for all.
     pub fn reactions(&self) -> Reactions<'_> {
         Reactions { kith: &self.inner }
+    }
+
+    /// Uploads, attachments and who may see them.
+    pub fn media(&self) -> Media<'_> {
+        Media { kith: &self.inner }
+    }
+
+    /// The store of media bytes.
+    pub fn bytes(&self) -> &Arc<dyn ByteStore> {
+        &self.inner.bytes
     }
 
     /// The storage backend, for health checks and tools.
@@ -260,6 +278,7 @@ pub struct KithBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
+    bytes: Option<Arc<dyn ByteStore>>,
     spawner: Option<Arc<dyn Spawner>>,
     broker: Option<Arc<dyn Broker>>,
     config: Config,
@@ -287,6 +306,13 @@ impl KithBuilder {
     /// The password hasher.
     pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
         self.hasher = Some(hasher);
+        self
+    }
+
+    /// Where the bytes of media live (default: [`MemoryBytes`], which
+    /// keeps them in memory only).
+    pub fn bytes(mut self, bytes: Arc<dyn ByteStore>) -> Self {
+        self.bytes = Some(bytes);
         self
     }
 
@@ -334,6 +360,9 @@ impl KithBuilder {
             hasher: self
                 .hasher
                 .unwrap_or_else(|| Arc::new(Argon2Hasher::default())),
+            bytes: self
+                .bytes
+                .unwrap_or_else(|| Arc::new(MemoryBytes::default())),
             config: self.config,
             lanes: Arc::default(),
             spawner: self.spawner,

@@ -10,8 +10,8 @@
 //! - [`Kith`]: the entry point an application holds, built over an
 //!   `Arc<dyn Storage>`; its API is grouped by area: [`Kith::accounts`]
 //!   ([`Accounts`]), [`Kith::graph`] ([`Graph`]), [`Kith::chat`] ([`Chat`])
-//!   [`Kith::posts`] ([`Posts`]), [`Kith::comments`] ([`Comments`]) and
-//!   [`Kith::reactions`] ([`Reactions`]).
+//!   [`Kith::posts`] ([`Posts`]), [`Kith::comments`] ([`Comments`]),
+//!   [`Kith::reactions`] ([`Reactions`]) and [`Kith::media`] ([`Media`]).
 //! - [`storage`]: the traits a backend implements (`kith-sqlite`, `kith-postgres`).
 //! - [`events`]: [`Event`], [`Delivery`] and the [`EventSink`] a transport implements.
 //! - [`broker`]: how several nodes sharing one storage tell each other what
@@ -54,6 +54,7 @@ pub mod events;
 pub mod graph;
 pub mod ids;
 mod kith;
+pub mod media;
 pub mod model;
 pub mod node;
 pub mod page;
@@ -82,10 +83,13 @@ pub use error::{BoxError, Clash, Denied, Entity, Error, Result};
 pub use events::{Delivery, Event, EventSink, NoopSink, RecordingSink};
 pub use graph::{Graph, PRESENCE_TTL};
 pub use ids::{
-    CommentId, ConversationId, FriendRequestId, IdGenerator, MessageId, PostId, SessionId,
+    CommentId, ConversationId, FriendRequestId, IdGenerator, MediaId, MessageId, PostId, SessionId,
     TimeOrderedIds, UserId, NODES,
 };
 pub use kith::{Config, Kith, KithBuilder, Spawner};
+pub use media::{
+    Attachment, ByteStore, Media, MediaItem, MediaKind, MemoryBytes, NewMedia, Variant,
+};
 pub use model::*;
 pub use node::NodeLease;
 pub use page::{Page, Paged};
@@ -94,7 +98,7 @@ pub use posts::{NewPost, Post, PostPatch, Posts};
 pub use rate::{Bucket, Rate, WriteKind, WriteRates};
 pub use reactions::{Reaction, ReactionCount, ReactionSummary, ReactionTarget, Reactions};
 pub use storage::{
-    AccountStore, Appended, ChatStore, CommentStore, Followed, GraphStore, LimitStore,
+    AccountStore, Appended, ChatStore, CommentStore, Followed, GraphStore, LimitStore, MediaStore,
     NewCommentRecord, NewMessageRecord, NewPostRecord, NodeStore, PostContent, PostEditRecord,
     PostList, PostStore, Reactable, ReactionStore, Removed, RequestDirection, Requested, SeqRange,
     Storage, Updated, Viewed,

@@ -27,7 +27,8 @@ use crate::chat::{
 use crate::clock::Timestamp;
 use crate::comments::Comment;
 use crate::error::Result;
-use crate::ids::{CommentId, ConversationId, MessageId, PostId, SessionId, UserId};
+use crate::ids::{CommentId, ConversationId, MediaId, MessageId, PostId, SessionId, UserId};
+use crate::media::{Attachment, MediaItem};
 use crate::model::{
     AccountRecord, FriendRequest, FriendRequestEntry, GraphCounts, Links, Peer, Profile, Session,
     User, Visibility,
@@ -78,7 +79,8 @@ pub trait AccountStore: Send + Sync {
     /// tombstone (its id stays reserved; username and email are freed for new
     /// accounts; password and profile are erased), its sessions are deleted,
     /// and every friend request, friendship, follow, block and mute involving
-    /// it, in either direction, is removed. Returns the ids of the users who
+    /// it, in either direction, is removed; its media is released
+    /// (unattached, expiring at `at`, for the garbage collection). Returns the ids of the users who
     /// were its friends. Unknown or already deleted ids change nothing and
     /// return an empty list.
     async fn delete_account(&self, id: UserId, at: Timestamp) -> Result<Vec<UserId>>;
@@ -858,6 +860,40 @@ pub trait ReactionStore: Send + Sync {
     ) -> Result<Vec<Viewed<Reaction>>>;
 }
 
+/// The records of uploaded media (their bytes live in a
+/// [`ByteStore`](crate::ByteStore)).
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores a new media item as given.
+    async fn insert_media(&self, item: &MediaItem) -> Result<()>;
+
+    /// A media item by id, expired or not.
+    async fn media(&self, id: MediaId) -> Result<Option<MediaItem>>;
+
+    /// Atomically attaches the item `id` to `attachment`, checking inside
+    /// the writing transaction that it belongs to `owner`, is unattached and
+    /// expires after `now`; then its `expires_at` is cleared. With a
+    /// [single](Attachment::is_single) attachment, the item attached there
+    /// before (same owner, same attachment) is released in the same
+    /// transaction: unattached again, expiring at `now`. Returns whether it
+    /// attached; `false`, with nothing changed, if a check failed.
+    async fn attach_media(
+        &self,
+        id: MediaId,
+        owner: UserId,
+        attachment: Attachment,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Up to `limit` items that expire at or before `now`, oldest expiry
+    /// first (then by id).
+    async fn expired_media(&self, now: Timestamp, limit: u32) -> Result<Vec<MediaItem>>;
+
+    /// Deletes the item `id` if it still expires at or before `now`;
+    /// `false` if it does not (or there is none).
+    async fn delete_media(&self, id: MediaId, now: Timestamp) -> Result<bool>;
+}
+
 /// Everything Kith stores, in one object-safe trait held as `Arc<dyn Storage>`.
 #[async_trait]
 pub trait Storage:
@@ -866,6 +902,7 @@ pub trait Storage:
     + ChatStore
     + NodeStore
     + LimitStore
+    + MediaStore
     + PostStore
     + CommentStore
     + ReactionStore

@@ -46,6 +46,12 @@ const UPDATE_PROFILE: &str = "\
         contact_email = $11, contact_phone = $12, contact_website = $13, visibility = $14 \
     WHERE id = $1 AND deleted_at IS NULL";
 
+/// Releases every media item of a deleted account: unattached, expiring
+/// at the deletion.
+const RELEASE_MEDIA: &str = "\
+    UPDATE media SET attached_kind = NULL, attached_to = NULL, expires_at = $2 \
+    WHERE owner = $1 AND (expires_at IS NULL OR expires_at > $2)";
+
 /// Erases everything personal of an account and marks it deleted.
 const TOMBSTONE: &str = "\
     UPDATE accounts SET deleted_at = $2, username = NULL, username_lower = NULL, email = NULL, \
@@ -238,6 +244,14 @@ impl AccountStore for PgStore {
                 .await
                 .map_err(db)?;
         }
+        // Its media is released: it expires now, and the garbage collection
+        // removes it, bytes included.
+        sqlx::query(RELEASE_MEDIA)
+            .bind(user)
+            .bind(at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query(TOMBSTONE)
             .bind(user)
             .bind(at.as_millis())

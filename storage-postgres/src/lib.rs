@@ -175,6 +175,7 @@ mod chat;
 mod comments;
 mod graph;
 mod limits;
+mod media;
 mod nodes;
 mod posts;
 mod reactions;

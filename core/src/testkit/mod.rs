@@ -32,6 +32,7 @@ pub mod follows;
 pub mod graph;
 pub mod graph_races;
 pub mod limits;
+pub mod media;
 pub mod model;
 pub mod nodes;
 pub mod posts;
@@ -46,8 +47,8 @@ use std::time::Duration;
 
 use crate::{
     Account, Argon2Hasher, Clash, Config, Delivery, Denied, Entity, Error, Event, Kith,
-    ManualClock, MemoryBroker, NewAccount, Page, Paged, ProfilePatch, RecordingSink, Result,
-    Spawner, Storage, TimeOrderedIds, Timestamp, UserId, Visibility,
+    KithBuilder, ManualClock, MemoryBroker, MemoryBytes, NewAccount, Page, Paged, ProfilePatch,
+    RecordingSink, Result, Spawner, Storage, TimeOrderedIds, Timestamp, UserId, Visibility,
 };
 
 /// What each case runs against: a [`Kith`] over a fresh backend with a
@@ -59,6 +60,8 @@ pub struct Fixture {
     pub clock: Arc<ManualClock>,
     /// Every delivery the handle emitted.
     pub events: Arc<RecordingSink>,
+    /// The handle's store of media bytes.
+    pub bytes: Arc<MemoryBytes>,
     /// The id generator, kept so that a reconfigured handle never reuses an id.
     ids: Arc<TimeOrderedIds>,
     /// The test runtime's spawner, for [`Fixture::spawning`].
@@ -91,11 +94,15 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(START));
         let ids = Arc::new(TimeOrderedIds::new(clock.clone()));
         let events = Arc::<RecordingSink>::default();
-        let kith = Self::handle(storage, Config::default(), &clock, &events, &ids, None);
+        let bytes = Arc::<MemoryBytes>::default();
+        let kith = Self::handle(storage, Config::default(), &clock, &events, &ids, None)
+            .bytes(bytes.clone())
+            .build();
         Self {
             kith,
             clock,
             events,
+            bytes,
             ids,
             runtime: None,
             spawning: false,
@@ -146,7 +153,9 @@ impl Fixture {
             &self.events,
             &other_ids,
             spawner,
-        );
+        )
+        .bytes(self.bytes.clone())
+        .build();
         (self.reconfigure(config), other)
     }
 
@@ -202,7 +211,9 @@ impl Fixture {
             &self.events,
             &self.ids,
             spawner,
-        );
+        )
+        .bytes(self.bytes.clone())
+        .build();
         self
     }
 
@@ -213,7 +224,7 @@ impl Fixture {
         events: &Arc<RecordingSink>,
         ids: &Arc<TimeOrderedIds>,
         spawner: Option<Arc<dyn Spawner>>,
-    ) -> Kith {
+    ) -> KithBuilder {
         let builder = Kith::builder(storage)
             .clock(clock.clone())
             .sink(events.clone())
@@ -224,7 +235,6 @@ impl Fixture {
             Some(spawner) => builder.spawner(spawner),
             None => builder,
         }
-        .build()
     }
 
     /// The password [`Fixture::user`] registers `username` with.
@@ -764,6 +774,19 @@ macro_rules! __conformance_cases {
                 changes_since_returns_each_change_once_in_its_current_state,
                 changes_since_pages_with_until_and_more,
                 changes_since_rejects_bad_since_and_limit,
+            }
+            media {
+                upload_stores_the_record_and_every_variant,
+                upload_with_bad_input_stores_nothing,
+                a_failed_byte_store_leaves_nothing_behind,
+                unattached_media_is_seen_by_its_owner_only,
+                avatars_and_covers_are_seen_by_whoever_sees_the_card,
+                only_the_owner_may_attach,
+                an_upload_is_attached_only_once,
+                a_new_avatar_releases_the_previous_one,
+                unattached_uploads_expire_after_the_grace_period,
+                concurrent_attaches_leave_one_attachment,
+                deleting_an_account_releases_its_media,
             }
         }
     };

@@ -30,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{document_refusals, error_response, ApiError};
 use crate::limits::AddressLimiter;
+use crate::media::{ObjectBytes, UrlSigner};
 use crate::metrics::{self as metrics_mod, CountingSink, Metrics};
 use crate::routes;
 use crate::settings::Settings;
@@ -51,6 +52,13 @@ pub enum StartError {
     /// held by another server, or the database failed).
     #[error("cannot lease a node number: {0}")]
     Node(#[source] kith_core::Error),
+    /// The media store (`--media-dir`) could not be opened.
+    #[error("cannot open the media store: {0}")]
+    Media(#[source] object_store::Error),
+    /// No `--media-secret` was given and the system has no randomness to
+    /// draw one.
+    #[error("cannot draw a media URL secret: {0}")]
+    Secret(#[source] getrandom::Error),
 }
 
 #[derive(OpenApi)]
@@ -113,6 +121,9 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         settings.send_per_second,
     ));
     config.write_rates = settings.write_rates();
+    config.media_grace = Duration::from_secs(settings.media_grace_secs);
+    let bytes = ObjectBytes::open(&settings.media_dir).map_err(StartError::Media)?;
+    let signer = UrlSigner::new(settings.media_secret.as_deref()).map_err(StartError::Secret)?;
     let builder = match broker {
         Some(broker) => Kith::builder(store).broker(broker),
         None => Kith::builder(store),
@@ -125,6 +136,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
             metrics: Arc::clone(&metrics),
         }))
         .config(config)
+        .bytes(Arc::new(bytes))
         .spawner(Arc::new(|task| {
             tokio::spawn(task);
         }))
@@ -146,6 +158,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         metrics,
         auth_limiter: Arc::new(AddressLimiter::new(auth_per_minute)),
         node,
+        signer,
         settings: Arc::new(settings),
     };
 
@@ -154,9 +167,26 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
         .merge(routes::ops::router())
         .with_state(state.clone())
         .split_for_parts();
+    let (uploads, upload_doc) = OpenApiRouter::new()
+        .nest("/api/v1", routes::media::uploads())
+        .with_state(state.clone())
+        .split_for_parts();
+    openapi.merge(upload_doc);
     document_refusals(&mut openapi);
     let document = openapi.clone();
     let settings = &state.settings;
+    // The upload route has a body limit and a timeout of its own; the JSON
+    // routes keep theirs.
+    let uploads = uploads
+        .layer(DefaultBodyLimit::max(settings.media_body_limit))
+        .layer(middleware::from_fn_with_state(
+            settings.media_body_limit,
+            read_body,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(settings.media_timeout_secs),
+        ));
     let router = api
         .route(
             "/api/openapi.json",
@@ -170,6 +200,7 @@ pub async fn build(settings: Settings) -> Result<App, StartError> {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.request_timeout_secs),
         ))
+        .merge(uploads)
         // Outside the timeout, so that its 408 gets the JSON shape too.
         .layer(middleware::from_fn(json_errors))
         .layer(cors(&settings.cors_origins))

@@ -38,6 +38,15 @@ pub enum ApiError {
     /// An unknown route.
     #[error("no such route")]
     NoRoute,
+    /// An upload whose body is not `multipart/form-data`.
+    #[error("expected a `multipart/form-data` body")]
+    NotMultipart,
+    /// An uploaded file that is not an image of a supported type.
+    #[error("unsupported file type: expected a JPEG, PNG, WebP or GIF image")]
+    UnsupportedFile,
+    /// A media URL of media that is not public, without a valid signature.
+    #[error("this media needs a signed URL, and the signature is missing, wrong or expired")]
+    BadSignature,
 }
 
 /// Whole seconds, rounded up (at least 1): what `Retry-After` says.
@@ -83,6 +92,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NotMultipart | ApiError::UnsupportedFile => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::BadSignature => StatusCode::FORBIDDEN,
         }
     }
 
@@ -95,6 +108,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::NoRoute => "not_found",
+            ApiError::NotMultipart | ApiError::UnsupportedFile => "unsupported_media_type",
+            ApiError::BadSignature => "forbidden",
         }
     }
 

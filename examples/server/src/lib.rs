@@ -10,7 +10,10 @@
 //!   OpenAPI document and middleware.
 //! - [`state`]: what handlers reach. [`error`]: the one mapping of errors to
 //!   HTTP. [`extract`]: JSON-shaped extractor rejections and the bearer-token user.
-//! - [`routes`]: one module per area (`auth`, `users`, `graph`, `chat`, `ops`).
+//! - [`routes`]: one module per area (`auth`, `users`, `graph`, `chat`,
+//!   `media`, `ops`).
+//! - [`media`]: the byte store over `object_store`, the image pipeline and
+//!   signed media URLs.
 //! - [`limits`]: the per-address limiter of login and registration;
 //!   [`client_ip`]: the client's address, behind trusted proxies too.
 //! - [`metrics`]: `/metrics` and the request-tracking middleware.
@@ -22,6 +25,7 @@ pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod migrate;
 pub mod routes;
@@ -105,8 +109,10 @@ pub async fn serve(
 /// notification delays a change.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// The safety net under the broker (see [`POLL_EVERY`]); nothing without
-/// one.
+/// The node's periodic work, every [`POLL_EVERY`]: [`kith_core::Kith::poll`]
+/// (presence, and the safety net under the broker), then the removal of
+/// uploads never attached in time ([`kith_core::Media::collect_garbage`],
+/// one indexed query when there are none).
 async fn poll(kith: kith_core::Kith) {
     let mut every = tokio::time::interval(POLL_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -114,6 +120,11 @@ async fn poll(kith: kith_core::Kith) {
         every.tick().await;
         if let Err(e) = kith.poll().await {
             tracing::warn!(error = %e, "could not poll the served conversations");
+        }
+        match kith.media().collect_garbage().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed expired uploads"),
+            Err(e) => tracing::warn!(error = %e, "could not remove expired uploads"),
         }
     }
 }

@@ -73,7 +73,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// `post_positions`, the one-row counter of post positions, which is set
 /// to the source's value rather than copied (the target's migration made
 /// the row).
-pub const TABLES: [&str; 18] = [
+pub const TABLES: [&str; 19] = [
     "accounts",
     "sessions",
     "friend_requests",
@@ -92,6 +92,7 @@ pub const TABLES: [&str; 18] = [
     "post_reactions",
     "comments",
     "comment_reactions",
+    "media",
 ];
 
 /// Why `migrate-data` failed. In every case the target holds what it held
@@ -278,6 +279,7 @@ async fn copy(src: &mut SqliteConnection, to: &str, batch: usize) -> Result<Repo
             "comment_reactions",
             comment_reactions(&mut snapshot, &mut tx, batch).await?,
         ));
+        tables.push(("media", media(&mut snapshot, &mut tx, batch).await?));
         tx.commit().await.map_err(MigrateError::Target)?;
         Ok(Report { tables })
     }
@@ -657,6 +659,21 @@ copy_table!(comment_reactions, "comment_reactions", order by "comment_id, user_i
     kind: String => "text",
 });
 
+copy_table!(media, "media", order by "id", {
+    id: i64 => "bigint",
+    owner: i64 => "bigint",
+    kind: String => "text",
+    content_type: String => "text",
+    byte_size: i64 => "bigint",
+    width: i64 => "bigint",
+    height: i64 => "bigint",
+    variants: String => "text",
+    created_at: i64 => "bigint",
+    attached_kind: Option<String> => "text",
+    attached_to: Option<i64> => "bigint",
+    expires_at: Option<i64> => "bigint",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,15 +693,16 @@ mod tests {
         // `write_buckets`, which are not copied: leases and presence belong
         // to the servers running on a database, and buckets refill. 7 adds
         // posts, comments and their reactions, copied, and the counter of
-        // post positions, set; 10 an index.
+        // post positions, set; 8 `media` (the records; the bytes stay in the
+        // media store); 10 an index.
         assert_eq!(
             sqlite,
-            [1, 2, 3, 4, 5, 6, 7, 9, 10],
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
             "kith-sqlite has a new migration"
         );
         assert_eq!(
             postgres,
-            [1, 2, 3, 4, 5, 6, 7, 9, 10],
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
             "kith-postgres has a new migration"
         );
     }

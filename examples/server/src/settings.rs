@@ -135,6 +135,44 @@ pub struct Settings {
         value_parser = BoolishValueParser::new()
     )]
     pub tcp_nodelay: bool,
+    /// The URL clients reach this server at (`https://kith.example.com`),
+    /// for the media URLs it hands out (avatar and cover URLs, signed
+    /// URLs). Without it, `http://` and the request's `Host` header.
+    #[arg(long, env = "KITH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where uploaded media is stored: a directory (created if missing);
+    /// `s3://<bucket>/<prefix>` for an S3-compatible bucket, configured by
+    /// the `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`...); or
+    /// `:memory:` to keep it in memory only. Several nodes must share it
+    /// (see "Media" in docs/ARCHITECTURE.md).
+    #[arg(long, env = "KITH_MEDIA_DIR", default_value = "kith-media")]
+    pub media_dir: String,
+    /// Largest upload (`POST /api/v1/media`) in bytes; that route only.
+    #[arg(long, env = "KITH_MEDIA_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
+    pub media_body_limit: usize,
+    /// Uploads taking longer than this many seconds (receiving and
+    /// processing) are answered with 408; that route only.
+    #[arg(
+        long = "media-timeout",
+        env = "KITH_MEDIA_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub media_timeout_secs: u64,
+    /// The largest width and height of an uploaded image, in pixels.
+    #[arg(long, env = "KITH_MEDIA_MAX_DIMENSION", default_value_t = 8192)]
+    pub media_max_dimension: u32,
+    /// Seconds an upload may stay unattached before it is removed.
+    #[arg(long = "media-grace", env = "KITH_MEDIA_GRACE", default_value_t = 24 * 60 * 60)]
+    pub media_grace_secs: u64,
+    /// Seconds a signed media URL stays valid.
+    #[arg(long = "media-url-ttl", env = "KITH_MEDIA_URL_TTL", default_value_t = 60 * 60)]
+    pub media_url_ttl_secs: u64,
+    /// The secret media URLs are signed with. Several nodes must share one;
+    /// without it each server draws a random one at start (its signed URLs
+    /// then work on that server only, until it restarts).
+    #[arg(long, env = "KITH_MEDIA_SECRET", hide_env_values = true)]
+    pub media_secret: Option<String>,
 }
 
 /// The subcommands of `kith-server`.
@@ -210,8 +248,8 @@ impl Settings {
         rates
     }
 
-    /// The settings tests and embedders start from: an in-memory database on
-    /// an ephemeral loopback port, defaults elsewhere (whatever `KITH_*`
+    /// The settings tests and embedders start from: an in-memory database and
+    /// media store on an ephemeral loopback port, defaults elsewhere (whatever `KITH_*`
     /// variables the environment holds).
     pub fn for_tests() -> Self {
         match Self::from_args([
@@ -220,6 +258,8 @@ impl Settings {
             "127.0.0.1:0",
             "--database-url",
             "sqlite::memory:",
+            "--media-dir",
+            ":memory:",
         ]) {
             Ok(settings) => settings,
             Err(e) => e.exit(),
@@ -293,8 +333,30 @@ mod tests {
             "forwarded",
             "--tcp-nodelay",
             "false",
+            "--media-dir",
+            "s3://bucket/kith",
+            "--media-body-limit",
+            "5000",
+            "--media-timeout",
+            "9",
+            "--media-grace",
+            "7",
+            "--media-url-ttl",
+            "60",
+            "--media-secret",
+            "shared",
+            "--public-url",
+            "https://kith.example",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.media_dir, "s3://bucket/kith");
+        assert_eq!(s.media_body_limit, 5000);
+        assert_eq!(s.media_timeout_secs, 9);
+        assert_eq!(s.media_grace_secs, 7);
+        assert_eq!(s.media_url_ttl_secs, 60);
+        assert_eq!(s.media_secret.as_deref(), Some("shared"));
+        assert_eq!(s.public_url.as_deref(), Some("https://kith.example"));
+        assert_eq!(s.media_max_dimension, 8192);
         assert_eq!(s.request_timeout_secs, 3);
         assert_eq!(s.shutdown_grace_secs, 2);
         assert_eq!(s.cors_origins, ["http://a.example", "http://b.example"]);
@@ -310,6 +372,9 @@ mod tests {
         assert_eq!(t.listen.port(), 0);
         assert_eq!(t.database_url, "sqlite::memory:");
         assert_eq!(t.body_limit, 64 * 1024);
+        assert_eq!(t.media_body_limit, 10 * 1024 * 1024);
+        assert_eq!(t.media_dir, ":memory:");
+        assert!(t.media_secret.is_none() && t.public_url.is_none());
         assert!(!t.no_rate_limits);
         assert!(t.trusted_proxies.is_empty());
         assert_eq!(t.forwarded_header, ForwardedHeader::XForwardedFor);

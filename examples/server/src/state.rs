@@ -6,6 +6,7 @@ use kith_core::{Kith, NodeLease};
 use kith_ws::WsServer;
 
 use crate::limits::AddressLimiter;
+use crate::media::UrlSigner;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub auth_limiter: Arc<AddressLimiter>,
     /// The node number this server's ids carry, leased from the database.
     pub node: NodeLease,
+    /// Signs and checks the URLs of media that is not public.
+    pub signer: UrlSigner,
     /// The settings the server runs with.
     pub settings: Arc<Settings>,
 }

@@ -10,12 +10,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use kith_core::{Attachment, Config, ContactInfo, Date, MediaId, MediaKind, NewMedia, Variant};
 use kith_core::{
     ChangePassword, ConversationId, History, Kith, MemberRole, Message, NewAccount, NewGroup,
     NewMessage, NewPost, Page, Post, PostId, ProfilePatch, ReactionKind, ReactionTarget, UserId,
     Visibility,
 };
-use kith_core::{Config, ContactInfo, Date};
 use kith_postgres::PgStore;
 use kith_server::migrate::{migrate_data, MigrateError, TABLES};
 use kith_sqlite::SqliteStore;
@@ -51,6 +51,8 @@ struct World {
     messages: Vec<Message>,
     /// Every post (a share among them).
     posts: Vec<PostId>,
+    /// Every upload: alice's avatar, then one never attached.
+    media: Vec<MediaId>,
 }
 
 impl World {
@@ -306,6 +308,30 @@ async fn build_world(kith: &Kith) -> World {
         .await
         .unwrap();
 
+    // alice's avatar, and an upload she never attached.
+    let mut media = Vec::new();
+    for name in ["avatar", "draft"] {
+        let upload = kith
+            .media()
+            .upload(
+                alice,
+                NewMedia {
+                    kind: MediaKind::Image,
+                    content_type: "image/png".into(),
+                    width: 2,
+                    height: 1,
+                    variants: vec![(Variant::Original, name.as_bytes().to_vec())],
+                },
+            )
+            .await
+            .unwrap();
+        media.push(upload.id);
+    }
+    kith.media()
+        .attach(alice, media[0], Attachment::Avatar)
+        .await
+        .unwrap();
+
     // frank goes away: a tombstone whose messages and membership stay.
     accounts
         .delete_account(frank, Some(PASSWORD))
@@ -321,6 +347,7 @@ async fn build_world(kith: &Kith) -> World {
         group,
         messages: vec![a1, b1, a2, b2, g1, g2, g3, g4, g5, c1],
         posts: vec![hello, among, shared, gone],
+        media,
     }
 }
 
@@ -465,6 +492,9 @@ async fn observe(kith: &Kith, world: &World) -> Vec<String> {
                 kith.storage().change_log(c, 0, 500).await
             ));
         }
+    }
+    for id in &world.media {
+        out.push(format!("media {id}: {:?}", kith.storage().media(*id).await));
     }
     for (i, token) in world.tokens.iter().enumerate() {
         out.push(format!(

@@ -173,6 +173,8 @@ impl Node {
                 "127.0.0.1:0",
                 "--database-url",
                 database_url,
+                "--media-dir",
+                ":memory:",
                 "--no-rate-limits",
                 "--log",
                 "warn",

@@ -259,7 +259,21 @@ async fn every_refusal_the_server_answers_is_documented() {
     for (path, method, operation) in &ops {
         let ids = with_params(path, "1");
         let mut refusals: Vec<(String, &str, String, &str, u16)> = Vec::new();
-        if operation.get("requestBody").is_some() {
+        let multipart = &operation["requestBody"]["content"]["multipart/form-data"];
+        if !multipart.is_null() {
+            // The upload: its own body limit (10 MiB by default).
+            let form = "multipart/form-data; boundary=x";
+            let over = "x".repeat(10 * 1024 * 1024 + 1);
+            refusals.push((ids.clone(), &user.token, "garbage".into(), form, 400));
+            refusals.push((
+                ids.clone(),
+                &user.token,
+                "{}".into(),
+                "application/json",
+                415,
+            ));
+            refusals.push((ids.clone(), &user.token, over, form, 413));
+        } else if operation.get("requestBody").is_some() {
             let json = "application/json";
             refusals.push((ids.clone(), &user.token, "[]".into(), json, 400));
             refusals.push((ids.clone(), &user.token, "\"x\"".into(), json, 400));

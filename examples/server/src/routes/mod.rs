@@ -12,12 +12,14 @@ pub mod auth;
 pub mod chat;
 pub mod comments;
 pub mod graph;
+pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod reactions;
 pub mod users;
 
-/// Every REST route, relative to `/api/v1`.
+/// Every REST route, relative to `/api/v1`, but the upload
+/// ([`media::uploads`]), which has limits of its own.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
@@ -27,6 +29,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(posts::router())
         .merge(comments::router())
         .merge(reactions::router())
+        .merge(media::router())
 }
 
 /// `{"items": [...], "next_cursor": ...}` for lists that are not keyset

@@ -38,12 +38,13 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 /// [`Settings::for_tests`] plus command-line flags (`["--body-limit", "64"]`),
-/// which may replace its `--listen` and `--database-url`.
+/// which may replace its `--listen`, `--database-url` and `--media-dir`.
 pub fn settings(extra: &[&str]) -> Settings {
     let mut args = vec!["kith-server"];
     for (flag, value) in [
         ("--listen", "127.0.0.1:0"),
         ("--database-url", "sqlite::memory:"),
+        ("--media-dir", ":memory:"),
     ] {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
