@@ -24,6 +24,7 @@ use crate::model::User;
 use crate::page::{fill, IdKey, Page, Paged};
 use crate::posts::Posts;
 use crate::privacy::Role;
+use crate::rate::WriteKind;
 use crate::storage::{NewCommentRecord, Viewed};
 use crate::validate;
 
@@ -71,7 +72,9 @@ impl Comments<'_> {
     /// [`Error::NotFound`] ([`Entity::Post`]) if the actor may not see the
     /// post or a block stands between them and its author;
     /// [`Error::NotFound`] ([`Entity::Comment`]) if `parent` is not a comment
-    /// of the post the actor may see (or is a tombstone).
+    /// of the post the actor may see (or is a tombstone);
+    /// [`Error::RateLimited`] beyond the actor's comment rate
+    /// ([`Config::write_rates`](crate::Config::write_rates)).
     pub async fn create(
         &self,
         actor: UserId,
@@ -87,6 +90,7 @@ impl Comments<'_> {
                 return Err(Error::NotFound(Entity::Comment));
             }
         }
+        self.kith.take_write(actor, WriteKind::Comment).await?;
         let record = NewCommentRecord {
             id: CommentId::new(self.kith.ids.next_id()),
             post_id,

@@ -32,6 +32,7 @@ use crate::error::{Clash, Denied, Entity, Error, Result};
 use crate::ids::{MediaId, UserId};
 use crate::kith::Inner;
 use crate::privacy::Role;
+use crate::rate::WriteKind;
 
 /// What kind of media an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -295,7 +296,9 @@ impl Media<'_> {
     /// [`Error::InvalidInput`] (`content_type`, `variants`) for a malformed
     /// content type, no original, a variant given twice or empty bytes;
     /// [`Error::NotFound`] ([`Entity::User`]) if `actor` is not a live
-    /// account. Nothing is stored then.
+    /// account; [`Error::RateLimited`] beyond the actor's upload rate
+    /// ([`Config::write_rates`](crate::Config::write_rates)). Nothing is
+    /// stored then.
     pub async fn upload(&self, actor: UserId, input: NewMedia) -> Result<MediaItem> {
         let mut variants: Vec<Variant> = input.variants.iter().map(|(v, _)| *v).collect();
         variants.sort();
@@ -313,6 +316,7 @@ impl Media<'_> {
             return Err(Error::invalid("variants", "a variant is empty"));
         }
         self.kith.account(actor).await?;
+        self.kith.take_write(actor, WriteKind::Upload).await?;
         let now = self.kith.clock.now();
         let grace = i64::try_from(self.kith.config.media_grace.as_millis()).unwrap_or(i64::MAX);
         let byte_size = input

@@ -23,6 +23,7 @@ use crate::kith::Inner;
 use crate::model::{User, Visibility};
 use crate::page::{fill, IdKey, Page, Paged};
 use crate::privacy::Role;
+use crate::rate::WriteKind;
 use crate::storage::{NewPostRecord, PostContent, PostEditRecord, PostList, Viewed};
 use crate::validate;
 
@@ -119,7 +120,9 @@ impl Posts<'_> {
     /// [`HASHTAG_LEN_MAX`]; (`visibility`) for a share wider than the shared
     /// post; [`Error::NotFound`] ([`Entity::User`]) if the actor is not a
     /// live account, ([`Entity::Post`]) if the actor may not see the post
-    /// to share (also for a block committed meanwhile).
+    /// to share (also for a block committed meanwhile);
+    /// [`Error::RateLimited`] beyond the actor's post rate (shares included;
+    /// [`Config::write_rates`](crate::Config::write_rates)).
     pub async fn create(&self, actor: UserId, post: NewPost) -> Result<Post> {
         let share = post.shared_id.is_some();
         let text = self.text(&post.text, share)?;
@@ -129,6 +132,7 @@ impl Posts<'_> {
             Some(id) => Some(self.shareable(actor, id, post.visibility).await?),
             None => None,
         };
+        self.kith.take_write(actor, WriteKind::Post).await?;
         let record = NewPostRecord {
             id: PostId::new(self.kith.ids.next_id()),
             author: actor,

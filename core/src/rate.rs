@@ -211,8 +211,9 @@ mod tests {
         let t0 = Timestamp::from_millis(1_000_000);
         let bucket = Some(rate.take(None, t0).unwrap());
         assert_eq!(rate.take(bucket, t0), Err(Duration::from_secs(60)));
-        let t1 = Timestamp::from_millis(1_000_000 + 59_999);
-        assert_eq!(rate.take(bucket, t1), Err(Duration::from_millis(1)));
+        // One milli-token (a thousandth of a post) comes back every 60 ms.
+        let t1 = Timestamp::from_millis(1_000_000 + 59_940);
+        assert_eq!(rate.take(bucket, t1), Err(Duration::from_millis(60)));
         let t2 = Timestamp::from_millis(1_000_000 + 60_000);
         assert!(rate.take(bucket, t2).is_ok());
     }

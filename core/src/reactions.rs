@@ -26,6 +26,7 @@ use crate::model::User;
 use crate::page::{fill, IdKey, Page, Paged};
 use crate::posts::Posts;
 use crate::privacy::Role;
+use crate::rate::WriteKind;
 use crate::storage::{Reactable, Viewed};
 
 /// The kinds of reaction, shared by messages, posts and comments.
@@ -213,7 +214,9 @@ impl Reactions<'_> {
     /// its author, also one committed meanwhile; a comment that is a
     /// tombstone; a message: not a member, or the message is deleted);
     /// [`Error::Forbidden`] as [`Chat::react`](crate::Chat::react) in a
-    /// direct conversation under a block.
+    /// direct conversation under a block; [`Error::RateLimited`] beyond the
+    /// actor's reaction rate (setting one, not removing it;
+    /// [`Config::write_rates`](crate::Config::write_rates)).
     pub async fn set(
         &self,
         actor: UserId,
@@ -221,7 +224,12 @@ impl Reactions<'_> {
         kind: Option<ReactionKind>,
     ) -> Result<ReactionSummary> {
         let storage = &self.kith.storage;
-        match (self.stored(Some(actor), target).await?, target) {
+        let stored = self.stored(Some(actor), target).await?;
+        // A message's reaction takes its token in `Chat::react`.
+        if stored.is_some() && kind.is_some() {
+            self.kith.take_write(actor, WriteKind::Reaction).await?;
+        }
+        match (stored, target) {
             (Some(stored), _) => {
                 let gone = match stored {
                     Reactable::Post(_) => Entity::Post,

@@ -6,6 +6,7 @@ use crate::error::{Denied, Entity, Error, Result};
 use crate::events::{Delivery, Event};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::page::{ActivityKey, Page, Paged};
+use crate::rate::WriteKind;
 use crate::storage::{SeqRange, Updated};
 use crate::validate;
 
@@ -107,7 +108,9 @@ impl Chat<'_> {
     /// # Errors
     /// [`Error::NotFound`] if the actor is not a member or the message does
     /// not exist or is deleted; [`Error::Forbidden`] in a direct conversation
-    /// with a block in either direction.
+    /// with a block in either direction; [`Error::RateLimited`] beyond the
+    /// actor's reaction rate (setting one, not removing it;
+    /// [`Config::write_rates`](crate::Config::write_rates)).
     pub async fn react(
         &self,
         actor: UserId,
@@ -118,6 +121,9 @@ impl Chat<'_> {
         let _lane = self.kith.lanes.enter(id).await;
         let scene = self.scene(actor, id).await?;
         self.may_change(&scene, actor).await?;
+        if kind.is_some() {
+            self.kith.take_write(actor, WriteKind::Reaction).await?;
+        }
         let updated = self
             .kith
             .storage

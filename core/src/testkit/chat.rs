@@ -24,7 +24,7 @@ use crate::{
 /// The fixture with its handle rebuilt over the default [`Config`] as
 /// changed by `change`.
 pub(crate) fn configured(f: Fixture, change: impl FnOnce(&mut Config)) -> Fixture {
-    let mut config = Config::default();
+    let mut config = crate::testkit::config();
     change(&mut config);
     f.reconfigure(config)
 }

@@ -1,13 +1,17 @@
 //! Conformance cases for the per-user limits of writes other than message
-//! sends ([`WriteRates`](crate::WriteRates)): friend requests and follows
-//! here; each limited kind of write has its own bucket, kept by storage.
+//! sends ([`WriteRates`](crate::WriteRates)): friend requests, follows,
+//! posts, comments, reactions and uploads; each limited kind of write has
+//! its own bucket, kept by storage.
 
 use std::time::Duration;
 
 use crate::testkit::chat::configured;
 use crate::testkit::Refusal::*;
 use crate::testkit::{refusal, Fixture};
-use crate::{Page, Rate, WriteKind, WriteRates};
+use crate::{
+    MediaKind, NewMedia, NewPost, Page, Rate, ReactionKind, ReactionTarget, Variant, Visibility,
+    WriteKind, WriteRates,
+};
 
 /// The fixture with only `kind` limited to `rate`.
 fn limited(f: Fixture, kind: WriteKind, rate: Rate) -> Fixture {
@@ -118,4 +122,80 @@ pub async fn write_rates_none_limit_nobody(f: Fixture) {
             .await
             .unwrap();
     }
+}
+
+/// Posts (shares included), comments, reactions and uploads each have a
+/// bucket per user: past it the write is refused with the wait and stores
+/// nothing; removing a reaction takes nothing.
+pub async fn posts_comments_reactions_and_uploads_are_limited(f: Fixture) {
+    let once = Rate::per_hour(1, 1);
+    let hour = Duration::from_secs(3600);
+    let f = configured(f, |c| {
+        c.write_rates = WriteRates::none()
+            .with(WriteKind::Post, Some(once))
+            .with(WriteKind::Comment, Some(once))
+            .with(WriteKind::Reaction, Some(once))
+            .with(WriteKind::Upload, Some(once));
+    });
+    let [alice, bob] = f.users(["alice", "bob"]).await;
+    let new_post = |shared_id| NewPost {
+        text: "hello".into(),
+        visibility: Visibility::Public,
+        shared_id,
+    };
+    let posts = f.kith.posts();
+    let first = posts.create(alice.id, new_post(None)).await.unwrap();
+    for refused in [
+        posts.create(alice.id, new_post(None)).await,
+        posts.create(alice.id, new_post(Some(first.id))).await,
+    ] {
+        assert_eq!(refusal(refused), RateLimited(hour));
+    }
+    let timeline = posts
+        .timeline(None, alice.id, &Page::first())
+        .await
+        .unwrap();
+    assert_eq!(timeline.items.len(), 1);
+    // Bob shares: his own bucket.
+    posts
+        .create(bob.id, new_post(Some(first.id)))
+        .await
+        .unwrap();
+
+    let comments = f.kith.comments();
+    comments.create(bob.id, first.id, None, "hi").await.unwrap();
+    assert_eq!(
+        refusal(comments.create(bob.id, first.id, None, "again").await),
+        RateLimited(hour)
+    );
+
+    let reactions = f.kith.reactions();
+    let target = ReactionTarget::Post { post_id: first.id };
+    reactions
+        .set(bob.id, target, Some(ReactionKind::Like))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(
+            reactions
+                .set(bob.id, target, Some(ReactionKind::Love))
+                .await
+        ),
+        RateLimited(hour)
+    );
+    let summary = reactions.set(bob.id, target, None).await.unwrap();
+    assert_eq!(summary.mine, None);
+
+    let upload = || NewMedia {
+        kind: MediaKind::Image,
+        content_type: "image/png".into(),
+        width: 1,
+        height: 1,
+        variants: vec![(Variant::Original, vec![1, 2, 3])],
+    };
+    f.kith.media().upload(alice.id, upload()).await.unwrap();
+    assert_eq!(
+        refusal(f.kith.media().upload(alice.id, upload()).await),
+        RateLimited(hour)
+    );
 }

@@ -337,7 +337,7 @@ pub async fn a_new_avatar_releases_the_previous_one(f: Fixture) {
 pub async fn unattached_uploads_expire_after_the_grace_period(f: Fixture) {
     let f = f.reconfigure(Config {
         media_grace: Duration::from_secs(60),
-        ..Config::default()
+        ..crate::testkit::config()
     });
     let alice = f.user("alice").await;
     let media = f.kith.media();

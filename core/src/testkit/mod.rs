@@ -49,6 +49,7 @@ use crate::{
     Account, Argon2Hasher, Clash, Config, Delivery, Denied, Entity, Error, Event, Kith,
     KithBuilder, ManualClock, MemoryBroker, MemoryBytes, NewAccount, Page, Paged, ProfilePatch,
     RecordingSink, Result, Spawner, Storage, TimeOrderedIds, Timestamp, UserId, Visibility,
+    WriteRates,
 };
 
 /// What each case runs against: a [`Kith`] over a fresh backend with a
@@ -87,15 +88,24 @@ pub struct Nodes {
 /// 2026-01-01T00:00:00Z, where every fixture's clock starts.
 pub const START: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
+/// The configuration cases start from: [`Config::default`] without the
+/// write limits ([`WriteRates::none`]), which cases making many posts,
+/// follows or reactions would hit; the `limits` area sets them itself.
+pub fn config() -> Config {
+    Config {
+        write_rates: WriteRates::none(),
+        ..Config::default()
+    }
+}
+
 impl Fixture {
-    /// A fixture over `storage`, which must be empty, with the default
-    /// [`Config`].
+    /// A fixture over `storage`, which must be empty, with [`config`].
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         let clock = Arc::new(ManualClock::new(START));
         let ids = Arc::new(TimeOrderedIds::new(clock.clone()));
         let events = Arc::<RecordingSink>::default();
         let bytes = Arc::<MemoryBytes>::default();
-        let kith = Self::handle(storage, Config::default(), &clock, &events, &ids, None)
+        let kith = Self::handle(storage, config(), &clock, &events, &ids, None)
             .bytes(bytes.clone())
             .build();
         Self {
@@ -623,6 +633,7 @@ macro_rules! __conformance_cases {
                 refused_writes_take_no_token,
                 write_limits_hold_across_two_writers,
                 write_rates_none_limit_nobody,
+                posts_comments_reactions_and_uploads_are_limited,
             }
             nodes {
                 two_nodes_deliver_every_change_of_a_group_once_in_version_order,

@@ -246,7 +246,7 @@ pub async fn check(storage: Arc<dyn Storage>, ops: Vec<Op>) -> Result<(), String
     let config = Config {
         direct_messages: DirectMessages::FriendsOnly,
         send_rate: Some(RATE),
-        ..Config::default()
+        ..crate::testkit::config()
     };
     let kith = Kith::builder(storage)
         .clock(clock.clone())

@@ -95,7 +95,7 @@ pub async fn create_rejects_bad_texts_and_stores_nothing(f: Fixture) {
     let [alice] = f.users(["alice"]).await;
     let f = f.reconfigure(Config {
         max_post_chars: 10,
-        ..Config::default()
+        ..crate::testkit::config()
     });
     let many_tags: String = (0..31)
         .map(|i| format!("#t{i}"))

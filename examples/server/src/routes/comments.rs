@@ -75,6 +75,7 @@ async fn thread(
         (status = 404, description = "No such post or parent comment, or the actor may not see \
                                        it", body = ErrorBody),
         (status = 422, description = "Invalid `text`", body = ErrorBody),
+        (status = 429, description = "Too many comments; `Retry-After` says when to retry", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,

@@ -152,6 +152,7 @@ fn multipart_error(e: MultipartError) -> ApiError {
         (status = 413, description = "Body larger than `--media-body-limit`", body = ErrorBody),
         (status = 415, description = "Not `multipart/form-data`, or not a JPEG, PNG, WebP or GIF image", body = ErrorBody),
         (status = 422, description = "`file`: empty, larger than the limits, truncated or corrupt", body = ErrorBody),
+        (status = 429, description = "Too many uploads; `Retry-After` says when to retry", body = ErrorBody),
     ))]
 async fn upload(
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post, edit, delete))
         .routes(routes!(timeline))
         .routes(routes!(hashtag))
+        .routes(routes!(home))
 }
 
 /// Creates a post by the signed-in user; with `shared_id`, a share of that
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, description = "Invalid `text` (blank unless a share, too long, too many \
                                        hashtags or mentions), or a share wider than the shared \
                                        post (`visibility`)", body = ErrorBody),
+        (status = 429, description = "Too many posts; `Retry-After` says when to retry", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -118,6 +120,26 @@ async fn timeline(
     Ok(Json(
         posts.timeline(viewer.id(), user_id, &page.into()).await?,
     ))
+}
+
+/// The signed-in user's home feed: the posts the user may see by the user,
+/// the user's friends and the users they follow, except users they mute,
+/// newest first. Pages never repeat or skip a post while posts arrive, at
+/// any depth; a new post is announced by a `post_created` frame on the
+/// WebSocket.
+#[utoipa::path(get, path = "/feed", tag = "posts",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the home feed", body = Paged<Post>),
+        (status = 422, description = "Invalid `limit` or `cursor`", body = ErrorBody),
+    ))]
+async fn home(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Paged<Post>>> {
+    Ok(Json(state.kith.posts().home(user.id, &page.into()).await?))
 }
 
 /// The posts with a hashtag that the viewer may see, newest first.

@@ -102,6 +102,7 @@ macro_rules! reaction_routes {
                 responses(
                     (status = 200, description = "The reactions as they now are", body = ReactionSummary),
                     (status = 404, description = "No such target, or the actor may not see it", body = ErrorBody),
+                    (status = 429, description = "Too many reactions; `Retry-After` says when to retry", body = ErrorBody),
                 ))]
             pub(super) async fn set(
                 State(state): State<AppState>,
