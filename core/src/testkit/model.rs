@@ -1,8 +1,10 @@
-//! The model-based test: random sequences of graph and chat operations by
-//! several users are applied both to [`Kith`] and to a small in-memory
-//! reference model. After every step the call's result, the events emitted
-//! and the observable state (friends, requests, conversations, members,
-//! messages, seqs, versions, unread counts, changes) must agree.
+//! The model-based test: random sequences of graph, chat and post
+//! operations by several users are applied both to [`Kith`] and to a small
+//! in-memory reference model. After every step the call's result, the
+//! events emitted and the observable state (friends, requests,
+//! conversations, members, messages, seqs, versions, unread counts,
+//! changes, and which posts each viewer, anonymous included, sees in each
+//! timeline and by id) must agree.
 //!
 //! The model re-states Kith's rules in the plainest possible form; where the
 //! two disagree, proptest shrinks the sequence to a minimal failing one.
@@ -28,8 +30,8 @@ use crate::rate::Rate;
 use crate::testkit::START;
 use crate::{
     Argon2Hasher, Config, ConversationId, Delivery, Error, Event, FriendRequest,
-    FriendRequestOutcome, Friendship, Kith, ManualClock, MessageId, NewUser, Page, RecordingSink,
-    Storage, Timestamp, UserId,
+    FriendRequestOutcome, Friendship, Kith, ManualClock, MessageId, NewPost, NewUser, Page, PostId,
+    PostPatch, RecordingSink, Storage, Timestamp, UserId, Visibility,
 };
 
 /// Number of users in every run.
@@ -39,6 +41,8 @@ pub const DEFAULT_CASES: u32 = 24;
 /// The send rate the model runs with: small, so that limits are hit.
 const RATE: Rate = Rate::per_second(4, 1);
 const TITLES: [&str; 3] = ["Team", "Crew", "   "];
+const VISIBILITIES: [Visibility; 3] =
+    [Visibility::Public, Visibility::Friends, Visibility::Private];
 
 /// One operation; users, conversations and messages are indices resolved
 /// against what exists when the operation runs.
@@ -129,6 +133,19 @@ pub enum Op {
     Wait {
         ms: u16,
     },
+    Post {
+        a: u8,
+        visibility: u8,
+    },
+    PostVisibility {
+        a: u8,
+        p: u8,
+        visibility: u8,
+    },
+    DeletePost {
+        a: u8,
+        p: u8,
+    },
 }
 
 fn user() -> impl Strategy<Value = u8> {
@@ -160,6 +177,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, c, m, kind)| Op::React { a, c, m, kind }),
         2 => (user(), any::<u8>(), 0..8u8).prop_map(|(a, c, seq)| Op::Read { a, c, seq }),
         1 => (0..3000u16).prop_map(|ms| Op::Wait { ms }),
+        3 => (user(), 0..3u8).prop_map(|(a, visibility)| Op::Post { a, visibility }),
+        1 => (user(), any::<u8>(), 0..3u8)
+            .prop_map(|(a, p, visibility)| Op::PostVisibility { a, p, visibility }),
+        1 => (user(), any::<u8>()).prop_map(|(a, p)| Op::DeletePost { a, p }),
     ]
 }
 
@@ -214,6 +235,14 @@ pub enum Outcome {
     Message(Message),
     /// A read position.
     Read(ReadState),
+    /// A post: its id, author and visibility.
+    Post(PostId, UserId, Visibility),
+    /// Post ids, in order.
+    Posts(Vec<PostId>),
+}
+
+fn post_outcome(post: crate::Post) -> Outcome {
+    Outcome::Post(post.id, post.author.id, post.visibility)
 }
 
 /// The comparable part of an error: its kind and the entity, reason, clash
@@ -383,6 +412,27 @@ async fn apply_real(kith: &Kith, clock: &ManualClock, model: &Model, op: &Op) ->
             clock.advance(Duration::from_millis(u64::from(ms)));
             Outcome::Unit
         }
+        Op::Post { a, visibility } => {
+            let post = NewPost {
+                text: format!("post by {a}"),
+                visibility: VISIBILITIES[visibility as usize],
+                shared_id: None,
+            };
+            outcome(kith.posts().create(u(a), post).await, post_outcome)
+        }
+        Op::PostVisibility { a, p, visibility } => {
+            let patch = PostPatch {
+                text: None,
+                visibility: Some(VISIBILITIES[visibility as usize]),
+            };
+            let edited = kith.posts().edit(u(a), model.post_id(p), patch).await;
+            outcome(edited, post_outcome)
+        }
+        Op::DeletePost { a, p } => {
+            outcome(kith.posts().delete(u(a), model.post_id(p)).await, |()| {
+                Outcome::Unit
+            })
+        }
     }
 }
 
@@ -395,7 +445,46 @@ fn body_of(client: u8) -> String {
     }
 }
 
+/// Which posts each viewer (anonymous too) sees, by id and in each
+/// author's timeline.
+async fn compare_posts(kith: &Kith, model: &Model) -> Result<(), String> {
+    let posts = kith.posts();
+    let all = Page::with_limit(100);
+    let mut viewers: Vec<Option<usize>> = vec![None];
+    viewers.extend((0..model.users.len()).map(Some));
+    for viewer in viewers {
+        let as_user = viewer.map(|v| model.users[v]);
+        for post in &model.posts {
+            let real = outcome(posts.get(as_user, post.id).await, post_outcome);
+            let expected = if !post.deleted && model.sees(viewer, post.author, post.visibility) {
+                Outcome::Post(post.id, model.users[post.author], post.visibility)
+            } else {
+                Outcome::Err("not_found:Post".into())
+            };
+            if real != expected {
+                return Err(format!(
+                    "post as {viewer:?} differs\n  kith:  {real:?}\n  model: {expected:?}"
+                ));
+            }
+        }
+        for (author, &user) in model.users.iter().enumerate() {
+            let listed = posts.timeline(as_user, user, &all).await;
+            let real = outcome(listed, |page| {
+                Outcome::Posts(page.items.iter().map(|p| p.id).collect())
+            });
+            let expected = model.timeline(viewer, author);
+            if real != expected {
+                return Err(format!(
+                    "timeline of {author} as {viewer:?} differs\n  kith:  {real:?}\n  model: {expected:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn compare_state(kith: &Kith, model: &Model) -> Result<(), String> {
+    compare_posts(kith, model).await?;
     let (graph, chat) = (kith.graph(), kith.chat());
     let all = Page::with_limit(100);
     let differ = |what: &str, real: &dyn std::fmt::Debug, expected: &dyn std::fmt::Debug| {
@@ -550,6 +639,14 @@ impl MConv {
     }
 }
 
+/// The reference model of one post.
+struct MPost {
+    id: PostId,
+    author: usize,
+    visibility: Visibility,
+    deleted: bool,
+}
+
 /// The reference model.
 struct Model {
     users: Vec<UserId>,
@@ -560,6 +657,8 @@ struct Model {
     convs: Vec<MConv>,
     client_ids: BTreeMap<(usize, String), (usize, usize)>,
     buckets: BTreeMap<usize, (u64, Timestamp)>,
+    /// Every post ever created, oldest first (deleted ones stay, marked).
+    posts: Vec<MPost>,
 }
 
 type Step = Result<(Outcome, Vec<Delivery>), String>;
@@ -596,7 +695,97 @@ impl Model {
             convs: Vec::new(),
             client_ids: BTreeMap::new(),
             buckets: BTreeMap::new(),
+            posts: Vec::new(),
         }
+    }
+
+    fn post_index(&self, p: u8) -> Option<usize> {
+        (!self.posts.is_empty()).then(|| p as usize % self.posts.len())
+    }
+
+    fn post_id(&self, p: u8) -> PostId {
+        self.post_index(p)
+            .map_or(PostId::new(1), |i| self.posts[i].id)
+    }
+
+    /// Whether either of two users blocks the other.
+    fn blocked(&self, a: usize, b: usize) -> bool {
+        self.blocks.contains(&(a, b)) || self.blocks.contains(&(b, a))
+    }
+
+    /// The visibility rule, restated: the author sees everything; nobody
+    /// sees across a block; public is for everyone, friends for friends.
+    fn sees(&self, viewer: Option<usize>, author: usize, visibility: Visibility) -> bool {
+        match viewer {
+            None => visibility == Visibility::Public,
+            Some(v) if v == author => true,
+            Some(v) if self.blocked(v, author) => false,
+            Some(v) => match visibility {
+                Visibility::Public => true,
+                Visibility::Friends => self.are_friends(v, author),
+                Visibility::Private => false,
+            },
+        }
+    }
+
+    fn timeline(&self, viewer: Option<usize>, author: usize) -> Outcome {
+        if viewer.is_some_and(|v| v != author && self.blocked(v, author)) {
+            return Outcome::Err("not_found:User".into());
+        }
+        let ids = self
+            .posts
+            .iter()
+            .rev()
+            .filter(|p| p.author == author && !p.deleted)
+            .filter(|p| self.sees(viewer, p.author, p.visibility))
+            .map(|p| p.id)
+            .collect();
+        Outcome::Posts(ids)
+    }
+
+    /// The post `p` names, if `a` may see it and wrote it.
+    fn authored(&self, a: usize, p: u8) -> Result<usize, &'static str> {
+        let i = self.post_index(p).ok_or("not_found:Post")?;
+        let post = &self.posts[i];
+        if post.deleted || !self.sees(Some(a), post.author, post.visibility) {
+            return Err("not_found:Post");
+        }
+        if post.author != a {
+            return Err("forbidden:NotAuthor");
+        }
+        Ok(i)
+    }
+
+    fn post(&mut self, a: usize, visibility: Visibility, real: &Outcome) -> Step {
+        let id = adopt(real, "post", |o| match o {
+            Outcome::Post(id, _, _) => Some(*id),
+            _ => None,
+        })?;
+        self.posts.push(MPost {
+            id,
+            author: a,
+            visibility,
+            deleted: false,
+        });
+        quiet(Outcome::Post(id, self.users[a], visibility))
+    }
+
+    fn post_visibility(&mut self, a: usize, p: u8, visibility: Visibility) -> Step {
+        let i = match self.authored(a, p) {
+            Ok(i) => i,
+            Err(key) => return fail(key),
+        };
+        self.posts[i].visibility = visibility;
+        quiet(Outcome::Post(self.posts[i].id, self.users[a], visibility))
+    }
+
+    fn delete_post(&mut self, a: usize, p: u8) -> Step {
+        let i = match self.authored(a, p) {
+            Ok(i) => i,
+            Err(key) => return fail(key),
+        };
+        self.posts[i].deleted = true;
+        quiet(Outcome::Unit)
     }
 
     fn conv_index(&self, c: u8) -> Option<usize> {
@@ -731,6 +920,13 @@ impl Model {
                 self.now = self.now.plus(Duration::from_millis(u64::from(ms)));
                 quiet(Outcome::Unit)
             }
+            Op::Post { a, visibility } => {
+                self.post(idx(a), VISIBILITIES[visibility as usize], real)
+            }
+            Op::PostVisibility { a, p, visibility } => {
+                self.post_visibility(idx(a), p, VISIBILITIES[visibility as usize])
+            }
+            Op::DeletePost { a, p } => self.delete_post(idx(a), p),
         }
     }
 

@@ -65,7 +65,7 @@ pub enum StartError {
 #[openapi(
     info(
         title = "Kith",
-        description = "The reference server of Kith: accounts, social graph and chat. \
+        description = "The reference server of Kith: accounts, social graph, posts and chat. \
                        Real-time events: the WebSocket at /api/v1/ws (see docs/PROTOCOL.md).",
     ),
     modifiers(&BearerAuth),
