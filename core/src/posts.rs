@@ -152,7 +152,7 @@ impl Posts<'_> {
     }
 
     /// Tells the post's author and its audience (as far as its visibility
-    /// reaches) that it was published. The post is stored: a failure to
+    /// reaches; in id order, after the author) that it was published. The post is stored: a failure to
     /// read the audience costs the live frame only (feeds have the post).
     async fn announce(&self, post: &Post) {
         let author = post.author.id;
@@ -161,9 +161,10 @@ impl Posts<'_> {
             Visibility::Friends => self.kith.storage.audience(author, false).await,
             Visibility::Public => self.kith.storage.audience(author, true).await,
         };
-        let Ok(audience) = audience else {
+        let Ok(mut audience) = audience else {
             return;
         };
+        audience.sort_unstable();
         let event = Event::PostCreated {
             post_id: post.id,
             author_id: author,

@@ -767,7 +767,31 @@ impl Model {
             visibility,
             deleted: false,
         });
-        quiet(Outcome::Post(id, self.users[a], visibility))
+        // Announced to the author, then (the model has no follows or
+        // mutes) to the author's friends unless it is private, by id.
+        let mut audience: Vec<UserId> = match visibility {
+            Visibility::Private => Vec::new(),
+            _ => self
+                .friends
+                .iter()
+                .filter_map(|&(x, y)| match (x == a, y == a) {
+                    (true, _) => Some(self.users[y]),
+                    (_, true) => Some(self.users[x]),
+                    _ => None,
+                })
+                .collect(),
+        };
+        audience.sort_unstable();
+        let event = Event::PostCreated {
+            post_id: id,
+            author_id: self.users[a],
+        };
+        let recipients = std::iter::once(self.users[a]).chain(audience).collect();
+        told(
+            Outcome::Post(id, self.users[a], visibility),
+            event,
+            recipients,
+        )
     }
 
     fn post_visibility(&mut self, a: usize, p: u8, visibility: Visibility) -> Step {
