@@ -80,25 +80,23 @@ macro_rules! visibility_level {
 /// `$2`'s own posts, 1 for a friend's public and friends-only posts, 0 for
 /// a followee's public posts; Kith checks every post again). Read from the
 /// authors' own index (`posts_author_visibility`), whatever the depth: for
-/// each author, the position of its `$4`-th shown post below `$3` (one index
-/// probe); the highest of them is a floor above which the set holds at
-/// least `$4` posts, so the page is the set's posts between the floor and
-/// `$3`, a short range per author.
+/// each author its newest `$4` shown posts below `$3` (one index range,
+/// `LATERAL`), of which the newest `$4` of all make the page.
 const BY_HOME: &str = concat!(
-    "WITH links (id, level) AS (SELECT $2, 2 \
+    "WITH links (id, level) AS (SELECT $2::BIGINT, 2 \
         UNION ALL SELECT friend_id, 1 FROM friendships WHERE user_id = $2 \
         UNION ALL SELECT followee_id, 0 FROM follows WHERE follower_id = $2), \
     shown (id, level) AS (SELECT id, MAX(level) FROM links \
         WHERE id NOT IN (SELECT muted_id FROM mutes WHERE muter_id = $2) GROUP BY id), \
-    floor (position) AS (SELECT MAX((SELECT f.position FROM posts f \
+    page AS (SELECT f.id, f.position FROM shown s CROSS JOIN LATERAL \
+        (SELECT f.id, f.position FROM posts f \
         WHERE f.author_id = s.id AND f.position < $3 AND ",
     visibility_level!("f"),
-    " <= s.level ORDER BY f.position DESC LIMIT 1 OFFSET $4 - 1)) FROM shown s) ",
+    " <= s.level ORDER BY f.position DESC LIMIT $4) f \
+        ORDER BY f.position DESC LIMIT $4) ",
     post_columns!(),
-    "FROM shown s JOIN posts p ON p.author_id = s.id JOIN accounts a ON a.id = p.author_id ",
-    "WHERE p.position < $3 AND p.position >= COALESCE((SELECT position FROM floor), 0) AND ",
-    visibility_level!("p"),
-    " <= s.level AND a.deleted_at IS NULL ORDER BY p.position DESC LIMIT $4"
+    "FROM page JOIN posts p ON p.id = page.id JOIN accounts a ON a.id = p.author_id ",
+    "WHERE a.deleted_at IS NULL ORDER BY p.position DESC"
 );
 
 /// Stores the hashtags and the mentions of live accounts of post `id`,
