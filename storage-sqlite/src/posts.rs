@@ -83,8 +83,9 @@ macro_rules! visibility_level {
 /// authors' own index (`posts_author_visibility`), whatever the depth: for
 /// each author, the position of its `?4`-th shown post below `?3` (one index
 /// probe); the highest of them is a floor above which the set holds at
-/// least `?4` posts, so the page is the set's posts between the floor and
-/// `?3`, a short range per author.
+/// least `?4` posts. The positions of the set's shown posts between the
+/// floor and `?3` (index entries only: a short range per author) give the
+/// page's `?4` positions, and only those posts are read whole.
 const BY_HOME: &str = concat!(
     "WITH links (id, level) AS (SELECT ?2, 2 \
         UNION ALL SELECT friend_id, 1 FROM friendships WHERE user_id = ?2 \
@@ -94,12 +95,14 @@ const BY_HOME: &str = concat!(
     floor (position) AS (SELECT MAX((SELECT f.position FROM posts f \
         WHERE f.author_id = s.id AND f.position < ?3 AND ",
     visibility_level!("f"),
-    " <= s.level ORDER BY f.position DESC LIMIT 1 OFFSET ?4 - 1)) FROM shown s) ",
+    " <= s.level ORDER BY f.position DESC LIMIT 1 OFFSET ?4 - 1)) FROM shown s), \
+    page (position) AS (SELECT f.position FROM shown s JOIN posts f ON f.author_id = s.id \
+        WHERE f.position < ?3 AND f.position >= COALESCE((SELECT position FROM floor), 0) AND ",
+    visibility_level!("f"),
+    " <= s.level ORDER BY f.position DESC LIMIT ?4) ",
     post_columns!(),
-    "FROM shown s JOIN posts p ON p.author_id = s.id JOIN accounts a ON a.id = p.author_id ",
-    "WHERE p.position < ?3 AND p.position >= COALESCE((SELECT position FROM floor), 0) AND ",
-    visibility_level!("p"),
-    " <= s.level AND a.deleted_at IS NULL ORDER BY p.position DESC LIMIT ?4"
+    "FROM page JOIN posts p ON p.position = page.position JOIN accounts a ON a.id = p.author_id ",
+    "WHERE a.deleted_at IS NULL ORDER BY p.position DESC"
 );
 
 /// Stores the hashtags and the mentions of live accounts of post `id`,

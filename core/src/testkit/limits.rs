@@ -1,5 +1,5 @@
 //! Conformance cases for the per-user limits of writes other than message
-//! sends ([`WriteRates`](crate::WriteRates)): friend requests, follows,
+//! sends ([`WriteRates`]): friend requests, follows,
 //! posts, comments, reactions and uploads; each limited kind of write has
 //! its own bucket, kept by storage.
 
