@@ -3,7 +3,7 @@
 //! A post is read in one statement with its author's card, its hashtags and
 //! mentions (aggregated into JSON arrays by correlated subqueries) and the
 //! links between the viewer and the author (`post_columns!`). Lists are
-//! index ranges on position descending: `posts_author` for a timeline,
+//! index ranges on position descending: `posts_author_visibility` for a timeline,
 //! `post_hashtags_tag` for a hashtag.
 
 use async_trait::async_trait;
